@@ -1,0 +1,323 @@
+// The reverse-mode tape and the variable handle users pass around.
+//
+// A tape records one node per op. A node's value is a whole matrix held in the tape's arena;
+// its backward is a small closure, also in the arena, that adds the node's gradient into its
+// inputs' gradients. backward(loss) walks the nodes from the loss down to the first one.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "gumbel/core/arena.hpp"
+#include "gumbel/core/error.hpp"
+#include "gumbel/core/parameter.hpp"
+#include "gumbel/core/types.hpp"
+
+namespace gumbel {
+
+template <class T>
+class Tape;
+
+/// A handle to one node of a tape: cheap to copy, valid until the tape is cleared.
+template <class T>
+class Var {
+ public:
+  using Scalar = T;
+
+  Var() = default;
+
+  Index rows() const { return node().rows; }
+  Index cols() const { return node().cols; }
+  Index size() const { return node().rows * node().cols; }
+  bool requires_grad() const { return node().grad != nullptr; }
+
+  /// The node's value, read-only.
+  ConstMatrixMap<T> value() const {
+    const auto& n = node();
+    return ConstMatrixMap<T>(n.value, n.rows, n.cols);
+  }
+
+  /// The gradient of the last backward() with respect to this node.
+  ConstMatrixMap<T> grad() const {
+    const MatrixMap<T> g = grad_mut();
+    return ConstMatrixMap<T>(g.data(), g.rows(), g.cols());
+  }
+
+  /// The value of a 1x1 node.
+  T item() const {
+    const auto& n = node();
+    if (n.rows != 1 || n.cols != 1) {
+      detail::fail<ShapeError>("Var::item", "needs a 1x1 value, got ", shape_str(n.rows, n.cols));
+    }
+    return *n.value;
+  }
+
+  /// The tape this variable lives on.
+  Tape<T>& tape() const {
+    node();
+    return *tape_;
+  }
+
+  /// True for a default-constructed variable.
+  bool empty() const noexcept { return tape_ == nullptr; }
+
+  /// True while the tape that made this variable has not been cleared since.
+  bool valid() const noexcept { return tape_ != nullptr && tape_->generation_ == generation_; }
+
+  /// Write access for op implementations: the output value in forward, input gradients in
+  /// backward.
+  MatrixMap<T> value_mut() const {
+    const auto& n = node();
+    return MatrixMap<T>(n.value, n.rows, n.cols);
+  }
+  MatrixMap<T> grad_mut() const {
+    const auto& n = node();
+    if (n.grad == nullptr) {
+      detail::fail<TapeError>("Var::grad", "this variable does not require a gradient (a constant",
+                              " or a value computed from constants only)");
+    }
+    return MatrixMap<T>(n.grad, n.rows, n.cols);
+  }
+
+ private:
+  friend class Tape<T>;
+  Var(Tape<T>* tape, std::uint32_t index, std::uint32_t generation)
+      : tape_(tape), index_(index), generation_(generation) {}
+
+  const typename Tape<T>::Node& node() const {
+    if (tape_ == nullptr) {
+      detail::fail<TapeError>("Var",
+                              "used an empty variable (default-constructed, never assigned)");
+    }
+    if (tape_->generation_ != generation_) {
+      detail::fail<TapeError>("Var", "used a variable whose tape was cleared since it was made");
+    }
+    return tape_->nodes_[index_];
+  }
+
+  Tape<T>* tape_ = nullptr;
+  std::uint32_t index_ = 0;
+  std::uint32_t generation_ = 0;
+};
+
+template <class T>
+class Tape {
+ public:
+  static_assert(std::is_floating_point_v<T>, "gumbel::Tape<T> needs float or double");
+  using Scalar = T;
+
+  explicit Tape(std::size_t initial_bytes = std::size_t{1} << 20) : arena_(initial_bytes) {
+    nodes_.reserve(64);
+  }
+  // Variables point at their tape, so a tape stays where it was made.
+  Tape(const Tape&) = delete;
+  Tape& operator=(const Tape&) = delete;
+
+  /// A leaf that receives no gradient (input data, targets). The matrix is copied.
+  template <class Derived>
+  Var<T> constant(const Eigen::MatrixBase<Derived>& m) {
+    Var<T> v = make(m.rows(), m.cols(), false);
+    v.value_mut() = m.template cast<T>();
+    return v;
+  }
+
+  /// A 1x1 constant.
+  Var<T> scalar(T x) {
+    Var<T> v = make(1, 1, false);
+    *node_of(v).value = x;
+    return v;
+  }
+
+  /// A leaf whose gradient backward() accumulates (read it with `v.grad()`).
+  template <class Derived>
+  Var<T> variable(const Eigen::MatrixBase<Derived>& m) {
+    Var<T> v = make_node(m.rows(), m.cols(), true, false);
+    v.value_mut() = m.template cast<T>();
+    v.grad_mut().setZero();
+    return v;
+  }
+
+  /// A leaf that reads `p.value` in place and accumulates into `p.grad`.
+  Var<T> parameter(Parameter<T>& p) {
+    if (p.grad.rows() != p.value.rows() || p.grad.cols() != p.value.cols()) {
+      detail::fail<ShapeError>("Tape::parameter", "parameter '", p.name, "' has value ",
+                               shape_str(p.value.rows(), p.value.cols()), " but gradient ",
+                               shape_str(p.grad.rows(), p.grad.cols()));
+    }
+    Node n;
+    n.value = p.value.data();
+    n.grad = grad_enabled_ ? p.grad.data() : nullptr;
+    n.rows = p.value.rows();
+    n.cols = p.value.cols();
+    return push(n);
+  }
+
+  /// Runs reverse mode from a 1x1 loss: intermediate gradients start from zero, leaf and
+  /// parameter gradients accumulate.
+  void backward(const Var<T>& loss) {
+    check("backward", loss);
+    const Node& out = node_of(loss);
+    if (out.rows != 1 || out.cols != 1) {
+      detail::fail<TapeError>("backward", "the loss must be 1x1, got ",
+                              shape_str(out.rows, out.cols));
+    }
+    if (out.grad == nullptr) {
+      detail::fail<TapeError>("backward", "the loss does not depend on any variable or parameter");
+    }
+    for (std::uint32_t i = 0; i <= loss.index_; ++i) {
+      Node& n = nodes_[i];
+      if (n.zero_before_backward) std::fill_n(n.grad, n.rows * n.cols, T(0));
+    }
+    *out.grad += T(1);
+    for (std::uint32_t i = loss.index_ + 1; i-- > 0;) {
+      const Node& n = nodes_[i];
+      if (n.backward != nullptr) n.backward(n.closure);
+    }
+  }
+
+  /// Forgets every node; memory is kept for the next step. Variables made before are invalid.
+  void clear() {
+    nodes_.clear();
+    arena_.reset();
+    ++generation_;
+  }
+
+  /// With false, new nodes record no gradient and no backward (evaluation); default true.
+  void set_grad_enabled(bool enabled) { grad_enabled_ = enabled; }
+  bool grad_enabled() const { return grad_enabled_; }
+
+  /// Number of nodes recorded since the last clear().
+  std::size_t size() const { return nodes_.size(); }
+  /// Arena bytes in use / held.
+  std::size_t bytes_used() const { return arena_.used(); }
+  std::size_t bytes_reserved() const { return arena_.capacity(); }
+
+  // ---- For op implementations -------------------------------------------------------------
+
+  /// A new node with an uninitialised value; it has a gradient when `requires_grad` (and
+  /// gradients are enabled).
+  Var<T> make(Index rows, Index cols, bool requires_grad) {
+    return make_node(rows, cols, requires_grad && grad_enabled_, true);
+  }
+
+  /// Attaches the backward closure of `out`. Nothing is recorded when `out` needs no gradient.
+  /// The closure lives in the arena and is never destroyed, so it may capture only trivially
+  /// destructible things (variables, maps, numbers, pointers).
+  template <class F>
+  void on_backward(const Var<T>& out, F&& fn) {
+    using Fn = std::decay_t<F>;
+    static_assert(std::is_trivially_destructible_v<Fn>,
+                  "a backward closure must be trivially destructible (capture Vars and numbers)");
+    static_assert(alignof(Fn) <= Arena::alignment, "over-aligned backward closure");
+    Node& n = nodes_[out.index_];
+    if (n.grad == nullptr) return;
+    void* memory = arena_.allocate(sizeof(Fn));
+    n.closure = new (memory) Fn(std::forward<F>(fn));
+    n.backward = [](void* closure) { (*static_cast<Fn*>(closure))(); };
+  }
+
+  /// A node that shares `source`'s memory under another shape (a free reshape): gradients
+  /// written to it land directly in the source's gradient.
+  Var<T> alias(const Var<T>& source, Index rows, Index cols) {
+    Node n = node_of(source);
+    n.rows = rows;
+    n.cols = cols;
+    n.backward = nullptr;
+    n.closure = nullptr;
+    n.zero_before_backward = false;
+    return push(n);
+  }
+
+  /// Arena memory for `count` values, valid until clear() (intermediates a backward needs).
+  T* scratch(Index count) { return arena_.allocate_array<T>(static_cast<std::size_t>(count)); }
+
+  /// Throws unless `v` is a live variable of this tape.
+  void check(const char* op, const Var<T>& v) const {
+    if (v.tape_ == nullptr) detail::fail<TapeError>(op, "an operand is an empty variable");
+    if (v.tape_ != this) {
+      detail::fail<TapeError>(op, "an operand belongs to another tape (tapes cannot be mixed)");
+    }
+    if (v.generation_ != generation_) {
+      detail::fail<TapeError>(op, "an operand was made before its tape was cleared");
+    }
+  }
+
+ private:
+  friend class Var<T>;
+
+  struct Node {
+    T* value = nullptr;
+    T* grad = nullptr;  // null when no gradient is needed
+    Index rows = 0;
+    Index cols = 0;
+    void (*backward)(void*) = nullptr;
+    void* closure = nullptr;
+    bool zero_before_backward = false;  // intermediates; leaves and aliases accumulate
+  };
+
+  Var<T> make_node(Index rows, Index cols, bool requires_grad, bool intermediate) {
+    if (rows < 0 || cols < 0) {
+      detail::fail<ShapeError>("Tape::make", "negative shape ", shape_str(rows, cols));
+    }
+    Node n;
+    n.rows = rows;
+    n.cols = cols;
+    n.value = arena_.allocate_array<T>(static_cast<std::size_t>(rows * cols));
+    if (requires_grad) {
+      n.grad = arena_.allocate_array<T>(static_cast<std::size_t>(rows * cols));
+      n.zero_before_backward = intermediate;
+    }
+    return push(n);
+  }
+
+  Var<T> push(const Node& n) {
+    if (nodes_.size() >= std::numeric_limits<std::uint32_t>::max()) {
+      detail::fail<TapeError>("Tape", "more than 2^32 nodes on one tape");
+    }
+    nodes_.push_back(n);
+    return Var<T>(this, static_cast<std::uint32_t>(nodes_.size() - 1), generation_);
+  }
+
+  const Node& node_of(const Var<T>& v) const { return nodes_[v.index_]; }
+
+  Arena arena_;
+  std::vector<Node> nodes_;
+  std::uint32_t generation_ = 1;  // a default Var has generation 0 and no tape
+  bool grad_enabled_ = true;
+};
+
+namespace detail {
+
+/// The common tape of an op's operands, or a TapeError naming the op.
+template <class T, class... Rest>
+Tape<T>& tape_of(const char* op, const Var<T>& first, const Rest&... rest) {
+  if (!first.valid()) {
+    detail::fail<TapeError>(op, first.empty() ? "an operand is an empty variable"
+                                              : "an operand was made before its tape was cleared");
+  }
+  Tape<T>& tape = first.tape();
+  (tape.check(op, rest), ...);
+  return tape;
+}
+
+/// True when any operand needs a gradient.
+template <class T, class... Rest>
+bool any_requires_grad(const Var<T>& first, const Rest&... rest) {
+  return first.requires_grad() || (rest.requires_grad() || ...);
+}
+
+/// Exact shape equality, or a ShapeError naming the op and both shapes.
+template <class T>
+void require_same_shape(const char* op, const Var<T>& a, const Var<T>& b) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) {
+    fail<ShapeError>(op, "shapes differ: ", shape_str(a.rows(), a.cols()), " and ",
+                     shape_str(b.rows(), b.cols()));
+  }
+}
+
+}  // namespace detail
+}  // namespace gumbel

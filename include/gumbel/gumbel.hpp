@@ -1,0 +1,26 @@
+// gumbel: reverse-mode automatic differentiation over Eigen matrices, with the Gumbel-Softmax
+// family of discrete relaxations. Include this one header for everything.
+#pragma once
+
+#include "gumbel/core/arena.hpp"
+#include "gumbel/core/error.hpp"
+#include "gumbel/core/parameter.hpp"
+#include "gumbel/core/tape.hpp"
+#include "gumbel/core/types.hpp"
+
+#include "gumbel/ops/activation.hpp"
+#include "gumbel/ops/elementwise.hpp"
+#include "gumbel/ops/linalg.hpp"
+#include "gumbel/ops/loss.hpp"
+#include "gumbel/ops/reduce.hpp"
+#include "gumbel/ops/reshape.hpp"
+#include "gumbel/ops/softmax.hpp"
+
+#include "gumbel/random/generator.hpp"
+#include "gumbel/random/philox.hpp"
+
+#include "gumbel/nn/linear.hpp"
+#include "gumbel/optim/adam.hpp"
+#include "gumbel/optim/sgd.hpp"
+
+#include "gumbel/check/gradcheck.hpp"

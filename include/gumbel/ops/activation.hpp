@@ -1,0 +1,33 @@
+// Activation functions: relu, sigmoid, tanh.
+#pragma once
+
+#include "gumbel/ops/elementwise.hpp"
+
+namespace gumbel {
+
+/// y = max(x, 0) ;  dx += dy where x > 0 (the subgradient at 0 is 0, as in PyTorch)
+template <class T>
+Var<T> relu(const Var<T>& x) {
+  return detail::unary(
+      "relu", x, [](const auto& v) { return v.max(T(0)); },
+      [](const auto& v, const auto&, const auto& dy) { return (v > T(0)).select(dy, T(0)); });
+}
+
+/// y = 1 / (1 + e^-x) ;  dx += dy * y * (1 - y)
+template <class T>
+Var<T> sigmoid(const Var<T>& x) {
+  // Eigen's logistic() stays finite and accurate for large |x| in both directions.
+  return detail::unary(
+      "sigmoid", x, [](const auto& v) { return v.logistic(); },
+      [](const auto&, const auto& y, const auto& dy) { return dy * y * (T(1) - y); });
+}
+
+/// y = tanh x ;  dx += dy * (1 - y^2)
+template <class T>
+Var<T> tanh(const Var<T>& x) {
+  return detail::unary(
+      "tanh", x, [](const auto& v) { return v.tanh(); },
+      [](const auto&, const auto& y, const auto& dy) { return dy * (T(1) - y.square()); });
+}
+
+}  // namespace gumbel

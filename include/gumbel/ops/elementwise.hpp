@@ -1,0 +1,257 @@
+// Elementwise arithmetic: add, sub, mul, div (with broadcasting), scaling and shifting by a
+// number, exp, log, square, and the operators + - * / on variables.
+//
+// Broadcasting: an operand of shape 1xn (a row, e.g. a bias), mx1 (a column) or 1x1 (a scalar)
+// is repeated to the other operand's shape; the gradient it receives is summed back.
+#pragma once
+
+#include <type_traits>
+
+#include "gumbel/core/numeric.hpp"
+#include "gumbel/core/tape.hpp"
+
+namespace gumbel {
+namespace detail {
+
+template <class T>
+using NotDeduced = typename std::common_type<T>::type;
+
+/// A node y = f(x) applied to every element; `grad(x, y, dy)` is the contribution to dx.
+template <class T, class Forward, class Grad>
+Var<T> unary(const char* op, const Var<T>& x, Forward forward, Grad grad) {
+  Tape<T>& tape = tape_of(op, x);
+  Var<T> y = tape.make(x.rows(), x.cols(), x.requires_grad());
+  y.value_mut().array() = forward(x.value().array());
+  tape.on_backward(y, [x, y, grad] {
+    const auto xv = x.value();
+    const auto yv = y.value();
+    const auto dy = y.grad();
+    x.grad_mut().array() += grad(xv.array(), yv.array(), dy.array());
+  });
+  return y;
+}
+
+/// How an operand of shape r x c is repeated to the output shape.
+enum class Broadcast { none, row, col, scalar };
+
+inline Broadcast broadcast_kind(Index r, Index c, Index rows, Index cols) {
+  if (r == rows && c == cols) return Broadcast::none;
+  if (r == 1 && c == 1) return Broadcast::scalar;
+  if (r == 1 && c == cols) return Broadcast::row;
+  return Broadcast::col;  // r == rows && c == 1, checked by the caller
+}
+
+inline bool broadcasts_to(Index r, Index c, Index rows, Index cols) {
+  return (r == rows || r == 1) && (c == cols || c == 1);
+}
+
+/// The operand's values repeated to rows x cols (no copy when no repetition is needed).
+template <class T>
+const T* expand(Tape<T>& tape, const Var<T>& v, Broadcast kind, Index rows, Index cols) {
+  const auto src = v.value();
+  if (kind == Broadcast::none) return src.data();
+  T* out = tape.scratch(rows * cols);
+  MatrixMap<T> dst(out, rows, cols);
+  switch (kind) {
+    case Broadcast::scalar:
+      dst.setConstant(src(0, 0));
+      break;
+    case Broadcast::row:
+      dst = src.row(0).replicate(rows, 1);
+      break;
+    case Broadcast::col:
+      dst = src.col(0).replicate(1, cols);
+      break;
+    case Broadcast::none:
+      break;
+  }
+  return out;
+}
+
+/// Adds a full-shape gradient contribution into an operand, summing over repeated axes.
+template <class T, class Contribution>
+void accumulate(const Var<T>& v, Broadcast kind, const Contribution& g) {
+  auto dv = v.grad_mut();
+  switch (kind) {
+    case Broadcast::none:
+      dv.array() += g;
+      break;
+    case Broadcast::row:
+      dv.array() += g.colwise().sum();
+      break;
+    case Broadcast::col:
+      dv.array() += g.rowwise().sum();
+      break;
+    case Broadcast::scalar:
+      dv(0, 0) += g.sum();
+      break;
+  }
+}
+
+/// A node y = f(a, b) elementwise with broadcasting; `grad_a(a, b, y, dy)` and
+/// `grad_b(a, b, y, dy)` are the full-shape contributions to da and db.
+template <class T, class Forward, class GradA, class GradB>
+Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward, GradA grad_a,
+              GradB grad_b) {
+  Tape<T>& tape = tape_of(op, a, b);
+  Index rows = a.rows();
+  Index cols = a.cols();
+  if (!broadcasts_to(b.rows(), b.cols(), rows, cols)) {
+    if (!broadcasts_to(a.rows(), a.cols(), b.rows(), b.cols())) {
+      fail<ShapeError>(op, "cannot broadcast ", shape_str(a.rows(), a.cols()), " with ",
+                       shape_str(b.rows(), b.cols()),
+                       " (shapes must match, or one must be 1xn, mx1 or 1x1 of the other)");
+    }
+    rows = b.rows();
+    cols = b.cols();
+  }
+  const Broadcast kind_a = broadcast_kind(a.rows(), a.cols(), rows, cols);
+  const Broadcast kind_b = broadcast_kind(b.rows(), b.cols(), rows, cols);
+  const T* a_full = expand(tape, a, kind_a, rows, cols);
+  const T* b_full = expand(tape, b, kind_b, rows, cols);
+
+  Var<T> y = tape.make(rows, cols, any_requires_grad(a, b));
+  const ConstMatrixMap<T> av(a_full, rows, cols);
+  const ConstMatrixMap<T> bv(b_full, rows, cols);
+  y.value_mut().array() = forward(av.array(), bv.array());
+
+  tape.on_backward(y, [=] {
+    const ConstMatrixMap<T> am(a_full, rows, cols);
+    const ConstMatrixMap<T> bm(b_full, rows, cols);
+    const auto yv = y.value();
+    const auto dy = y.grad();
+    if (a.requires_grad()) {
+      accumulate(a, kind_a, grad_a(am.array(), bm.array(), yv.array(), dy.array()));
+    }
+    if (b.requires_grad()) {
+      accumulate(b, kind_b, grad_b(am.array(), bm.array(), yv.array(), dy.array()));
+    }
+  });
+  return y;
+}
+
+}  // namespace detail
+
+/// y = a + b ;  da += dy, db += dy
+template <class T>
+Var<T> add(const Var<T>& a, const Var<T>& b) {
+  return detail::binary(
+      "add", a, b, [](const auto& x, const auto& z) { return x + z; },
+      [](const auto&, const auto&, const auto&, const auto& dy) { return dy; },
+      [](const auto&, const auto&, const auto&, const auto& dy) { return dy; });
+}
+
+/// y = a - b ;  da += dy, db -= dy
+template <class T>
+Var<T> sub(const Var<T>& a, const Var<T>& b) {
+  return detail::binary(
+      "sub", a, b, [](const auto& x, const auto& z) { return x - z; },
+      [](const auto&, const auto&, const auto&, const auto& dy) { return dy; },
+      [](const auto&, const auto&, const auto&, const auto& dy) { return -dy; });
+}
+
+/// y = a * b (elementwise) ;  da += dy * b, db += dy * a
+template <class T>
+Var<T> mul(const Var<T>& a, const Var<T>& b) {
+  return detail::binary(
+      "mul", a, b, [](const auto& x, const auto& z) { return x * z; },
+      [](const auto&, const auto& z, const auto&, const auto& dy) { return dy * z; },
+      [](const auto& x, const auto&, const auto&, const auto& dy) { return dy * x; });
+}
+
+/// y = a / b (elementwise) ;  da += dy / b, db -= dy * y / b
+template <class T>
+Var<T> div(const Var<T>& a, const Var<T>& b) {
+  return detail::binary(
+      "div", a, b, [](const auto& x, const auto& z) { return x / z; },
+      [](const auto&, const auto& z, const auto&, const auto& dy) { return dy / z; },
+      [](const auto&, const auto& z, const auto& y, const auto& dy) { return -dy * y / z; });
+}
+
+/// y = s * x ;  dx += s * dy
+template <class T>
+Var<T> scale(const Var<T>& x, detail::NotDeduced<T> s) {
+  return detail::unary(
+      "scale", x, [s](const auto& v) { return v * s; },
+      [s](const auto&, const auto&, const auto& dy) { return dy * s; });
+}
+
+/// y = x + s ;  dx += dy
+template <class T>
+Var<T> shift(const Var<T>& x, detail::NotDeduced<T> s) {
+  return detail::unary(
+      "shift", x, [s](const auto& v) { return v + s; },
+      [](const auto&, const auto&, const auto& dy) { return dy; });
+}
+
+/// y = e^x ;  dx += dy * y
+template <class T>
+Var<T> exp(const Var<T>& x) {
+  return detail::unary(
+      "exp", x, [](const auto& v) { return detail::exp_flush(v); },
+      [](const auto&, const auto& y, const auto& dy) { return dy * y; });
+}
+
+/// y = ln x ;  dx += dy / x
+template <class T>
+Var<T> log(const Var<T>& x) {
+  return detail::unary(
+      "log", x, [](const auto& v) { return v.log(); },
+      [](const auto& v, const auto&, const auto& dy) { return dy / v; });
+}
+
+/// y = x^2 ;  dx += 2 x dy
+template <class T>
+Var<T> square(const Var<T>& x) {
+  return detail::unary(
+      "square", x, [](const auto& v) { return v.square(); },
+      [](const auto& v, const auto&, const auto& dy) { return T(2) * v * dy; });
+}
+
+template <class T>
+Var<T> operator+(const Var<T>& a, const Var<T>& b) {
+  return add(a, b);
+}
+template <class T>
+Var<T> operator-(const Var<T>& a, const Var<T>& b) {
+  return sub(a, b);
+}
+template <class T>
+Var<T> operator/(const Var<T>& a, const Var<T>& b) {
+  return div(a, b);
+}
+// No operator* between two variables: it would be unclear whether it means matmul or mul.
+template <class T>
+Var<T> operator-(const Var<T>& x) {
+  return scale(x, T(-1));
+}
+template <class T>
+Var<T> operator*(const Var<T>& x, detail::NotDeduced<T> s) {
+  return scale(x, s);
+}
+template <class T>
+Var<T> operator*(detail::NotDeduced<T> s, const Var<T>& x) {
+  return scale(x, s);
+}
+template <class T>
+Var<T> operator/(const Var<T>& x, detail::NotDeduced<T> s) {
+  return scale(x, T(1) / s);
+}
+template <class T>
+Var<T> operator+(const Var<T>& x, detail::NotDeduced<T> s) {
+  return shift(x, s);
+}
+template <class T>
+Var<T> operator+(detail::NotDeduced<T> s, const Var<T>& x) {
+  return shift(x, s);
+}
+template <class T>
+Var<T> operator-(const Var<T>& x, detail::NotDeduced<T> s) {
+  return shift(x, -s);
+}
+template <class T>
+Var<T> operator-(detail::NotDeduced<T> s, const Var<T>& x) {
+  return shift(scale(x, T(-1)), s);
+}
+
+}  // namespace gumbel

@@ -1,0 +1,20 @@
+// Reshape: the same row-major elements seen under another shape.
+#pragma once
+
+#include "gumbel/core/tape.hpp"
+
+namespace gumbel {
+
+/// y = x viewed as rows x cols (row-major order kept) ;  dx = dy, shared memory: no copy either
+/// way, so (B, N*K) <-> (B*N, K) costs nothing.
+template <class T>
+Var<T> reshape(const Var<T>& x, Index rows, Index cols) {
+  Tape<T>& tape = detail::tape_of("reshape", x);
+  if (rows < 0 || cols < 0 || rows * cols != x.size()) {
+    detail::fail<ShapeError>("reshape", "cannot view ", shape_str(x.rows(), x.cols()), " (",
+                             x.size(), " elements) as ", shape_str(rows, cols));
+  }
+  return tape.alias(x, rows, cols);
+}
+
+}  // namespace gumbel

@@ -1,0 +1,91 @@
+// Adam (Kingma & Ba 2015) with PyTorch's conventions: bias-corrected moments, eps added to the
+// corrected root second moment, weight decay as an L2 term added to the gradient.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "gumbel/optim/common.hpp"
+
+namespace gumbel::optim {
+
+template <class T>
+struct AdamOptions {
+  T lr = T(1e-3);
+  T beta1 = T(0.9);
+  T beta2 = T(0.999);
+  T eps = T(1e-8);
+  T weight_decay = T(0);
+};
+
+template <class T>
+class Adam {
+ public:
+  explicit Adam(ParameterList<T> params, AdamOptions<T> options = {})
+      : params_(std::move(params)), options_(options) {
+    validate(options_);
+    detail::require_parameters("Adam", params_);
+    for (Parameter<T>* p : params_) {
+      m_.push_back(Matrix<T>::Zero(p->rows(), p->cols()));
+      v_.push_back(Matrix<T>::Zero(p->rows(), p->cols()));
+    }
+  }
+
+  /// One update from the current gradients:
+  /// g = grad + wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+  /// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+  void step() {
+    ++steps_;
+    const double t = static_cast<double>(steps_);
+    const T step_size = static_cast<T>(options_.lr / (1.0 - std::pow(double(options_.beta1), t)));
+    const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(double(options_.beta2), t)));
+    const T b1 = options_.beta1;
+    const T b2 = options_.beta2;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      Parameter<T>& p = *params_[i];
+      auto m = m_[i].array();
+      auto v = v_[i].array();
+      const auto g = p.grad.array() + options_.weight_decay * p.value.array();
+      m = b1 * m + (T(1) - b1) * g;
+      v = b2 * v + (T(1) - b2) * g.square();
+      p.value.array() -= step_size * m / (v.sqrt() / sqrt_bc2 + options_.eps);
+    }
+  }
+
+  void zero_grad() { gumbel::zero_grad(params_); }
+
+  const AdamOptions<T>& options() const { return options_; }
+  /// Changes the learning rate (schedules); validated like the constructor's.
+  void set_lr(T lr) {
+    AdamOptions<T> next = options_;
+    next.lr = lr;
+    validate(next);
+    options_ = next;
+  }
+
+  /// Optimizer state, for checkpoints: step count and both moments of each parameter.
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t steps) { steps_ = steps; }
+  std::vector<Matrix<T>>& first_moments() { return m_; }
+  std::vector<Matrix<T>>& second_moments() { return v_; }
+  const ParameterList<T>& parameters() const { return params_; }
+
+ private:
+  static void validate(const AdamOptions<T>& o) {
+    detail::require_range("Adam", "lr", o.lr, T(0), false, T(INFINITY), true);
+    detail::require_range("Adam", "beta1", o.beta1, T(0), false, T(1), true);
+    detail::require_range("Adam", "beta2", o.beta2, T(0), false, T(1), true);
+    detail::require_range("Adam", "eps", o.eps, T(0), false, T(INFINITY), true);
+    detail::require_range("Adam", "weight_decay", o.weight_decay, T(0), false, T(INFINITY), true);
+  }
+
+  ParameterList<T> params_;
+  AdamOptions<T> options_;
+  std::vector<Matrix<T>> m_;
+  std::vector<Matrix<T>> v_;
+  std::int64_t steps_ = 0;
+};
+
+}  // namespace gumbel::optim

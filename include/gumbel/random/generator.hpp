@@ -1,0 +1,115 @@
+// A seeded stream of Philox blocks with a position, and uniform / normal fills built on it.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "gumbel/core/types.hpp"
+#include "gumbel/random/philox.hpp"
+
+namespace gumbel {
+
+/// Seed + stream pick a sequence of 128-bit blocks; `offset` is the next unused block. The whole
+/// state is these three integers, so saving and restoring a generator is trivial.
+class Generator {
+ public:
+  explicit Generator(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept
+      : seed_(seed), stream_(stream) {}
+
+  std::uint64_t seed() const noexcept { return seed_; }
+  std::uint64_t stream() const noexcept { return stream_; }
+  std::uint64_t offset() const noexcept { return offset_; }
+  void set_offset(std::uint64_t offset) noexcept { offset_ = offset; }
+
+  /// Block `index` of this stream, without moving the position.
+  random::Words block(std::uint64_t index) const noexcept {
+    return random::philox4x32_10(
+        {static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32),
+         static_cast<std::uint32_t>(stream_), static_cast<std::uint32_t>(stream_ >> 32)},
+        {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+  }
+
+  /// Reserves `count` blocks and returns the index of the first.
+  std::uint64_t advance(std::uint64_t count) noexcept {
+    const std::uint64_t first = offset_;
+    offset_ += count;
+    return first;
+  }
+
+  /// How many values of type T one block gives: 4 floats or 2 doubles.
+  template <class T>
+  static constexpr Index values_per_block = std::is_same_v<T, float> ? 4 : 2;
+
+  /// Uniforms on the open interval (0, 1), drawn from `count` values of the block stream that
+  /// starts at block `first`; element j always comes from the same bits.
+  template <class T>
+  void uniform_at(std::uint64_t first, T* out, Index count) const noexcept {
+    constexpr Index per = values_per_block<T>;
+    for (Index j = 0; j < count; j += per) {
+      const random::Words w = block(first + static_cast<std::uint64_t>(j / per));
+      T u[per];
+      if constexpr (std::is_same_v<T, float>) {
+        for (int k = 0; k < 4; ++k) u[k] = random::uniform_open_float(w[k]);
+      } else {
+        u[0] = static_cast<T>(random::uniform_open_double((std::uint64_t{w[1]} << 32) | w[0]));
+        u[1] = static_cast<T>(random::uniform_open_double((std::uint64_t{w[3]} << 32) | w[2]));
+      }
+      for (Index k = 0; k < per && j + k < count; ++k) out[j + k] = u[k];
+    }
+  }
+
+  /// `count` uniforms on (lo, hi), advancing the stream.
+  template <class T>
+  void fill_uniform(T* out, Index count, T lo = T(0), T hi = T(1)) noexcept {
+    constexpr Index per = values_per_block<T>;
+    uniform_at(advance(static_cast<std::uint64_t>((count + per - 1) / per)), out, count);
+    for (Index j = 0; j < count; ++j) out[j] = lo + (hi - lo) * out[j];
+  }
+
+  /// `count` normals (Box-Muller on pairs of open uniforms), advancing the stream.
+  template <class T>
+  void fill_normal(T* out, Index count, T mean = T(0), T stddev = T(1)) noexcept {
+    const Index even = count - count % 2;
+    fill_uniform(out, even);
+    for (Index j = 0; j < even; j += 2) box_muller(out[j], out[j + 1], mean, stddev);
+    if (even < count) {  // an odd count: the last value takes a fresh pair
+      T pair[2];
+      fill_uniform(pair, 2);
+      box_muller(pair[0], pair[1], mean, stddev);
+      out[even] = pair[0];
+    }
+  }
+
+  /// A rows x cols matrix of uniforms on (lo, hi).
+  template <class T>
+  Matrix<T> uniform(Index rows, Index cols, T lo = T(0), T hi = T(1)) {
+    Matrix<T> m(rows, cols);
+    fill_uniform(m.data(), m.size(), lo, hi);
+    return m;
+  }
+
+  /// A rows x cols matrix of normals.
+  template <class T>
+  Matrix<T> normal(Index rows, Index cols, T mean = T(0), T stddev = T(1)) {
+    Matrix<T> m(rows, cols);
+    fill_normal(m.data(), m.size(), mean, stddev);
+    return m;
+  }
+
+ private:
+  /// Turns two open uniforms into two independent normals, in place.
+  template <class T>
+  static void box_muller(T& u1, T& u2, T mean, T stddev) noexcept {
+    const T radius = std::sqrt(T(-2) * std::log(u1));
+    const T angle = T(6.283185307179586476925) * u2;
+    u1 = mean + stddev * radius * std::cos(angle);
+    u2 = mean + stddev * radius * std::sin(angle);
+  }
+
+  std::uint64_t seed_;
+  std::uint64_t stream_;
+  std::uint64_t offset_ = 0;
+};
+
+}  // namespace gumbel

@@ -1,0 +1,54 @@
+// Helpers shared by the tests.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <gumbel/gumbel.hpp>
+
+namespace test {
+
+using gumbel::Index;
+using Md = gumbel::Matrix<double>;
+using Vd = gumbel::Var<double>;
+using Inputs = std::vector<Vd>;
+using Fn = std::function<Vd(gumbel::Tape<double>&, const Inputs&)>;
+
+/// Shapes every gradient test runs on: scalar, row, column, odd, a batch of 100.
+struct Shape {
+  Index rows, cols;
+};
+inline const std::vector<Shape> kShapes = {{1, 1}, {1, 7}, {7, 1}, {5, 3}, {100, 10}};
+
+inline Md normal(Index rows, Index cols, std::uint64_t seed, double scale = 1.0) {
+  gumbel::Generator gen(seed);
+  return gen.normal<double>(rows, cols, 0.0, scale);
+}
+
+inline Md uniform(Index rows, Index cols, std::uint64_t seed, double lo, double hi) {
+  gumbel::Generator gen(seed);
+  return gen.uniform<double>(rows, cols, lo, hi);
+}
+
+/// The analytic gradient of f matches central differences to 1e-6.
+inline void require_gradients(const Fn& f, const std::vector<Md>& inputs) {
+  const gumbel::GradCheckReport report = gumbel::check_gradients(f, inputs);
+  INFO(report.summary());
+  CHECK(report.max_error < 1e-6);
+}
+
+/// The message of the exception thrown by f (empty if none), for checking error texts.
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return {};
+}
+
+}  // namespace test

@@ -1,0 +1,150 @@
+// Forward values against hand-computed cases, in float and double.
+#include "test_util.hpp"
+
+#include <cmath>
+#include <limits>
+
+using namespace gumbel;
+
+namespace {
+
+template <class T>
+Matrix<T> mat(Index rows, Index cols, std::initializer_list<T> values) {
+  Matrix<T> m(rows, cols);
+  Index i = 0;
+  for (T v : values) m(i / cols, i % cols) = v, ++i;
+  return m;
+}
+
+template <class T>
+constexpr T tol() {
+  return std::is_same_v<T, float> ? T(1e-5) : T(1e-12);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("arithmetic, broadcasting and reductions", T, float, double) {
+  Tape<T> tape;
+  const auto a = tape.constant(mat<T>(2, 3, {1, 2, 3, 4, 5, 6}));
+  const auto row = tape.constant(mat<T>(1, 3, {10, 20, 30}));
+  const auto col = tape.constant(mat<T>(2, 1, {2, 4}));
+  CHECK((a + row).value() == mat<T>(2, 3, {11, 22, 33, 14, 25, 36}));
+  CHECK((row - a).value() == mat<T>(2, 3, {9, 18, 27, 6, 15, 24}));
+  CHECK(mul(a, col).value() == mat<T>(2, 3, {2, 4, 6, 16, 20, 24}));
+  CHECK((a / col).value() == mat<T>(2, 3, {0.5, 1, 1.5, 1, 1.25, 1.5}));
+  CHECK((a / tape.scalar(2)).value() == mat<T>(2, 3, {0.5, 1, 1.5, 2, 2.5, 3}));
+  CHECK((T(1) - a).value() == mat<T>(2, 3, {0, -1, -2, -3, -4, -5}));
+  CHECK((a * T(3)).value() == mat<T>(2, 3, {3, 6, 9, 12, 15, 18}));
+  CHECK(sum(a).item() == T(21));
+  CHECK(mean(a).item() == T(3.5));
+  CHECK(sum_rows(a).value() == mat<T>(2, 1, {6, 15}));
+  CHECK(mean_rows(a).value() == mat<T>(2, 1, {2, 5}));
+  CHECK(sum_cols(a).value() == mat<T>(1, 3, {5, 7, 9}));
+  CHECK(mean_cols(a).value() == mat<T>(1, 3, {2.5, 3.5, 4.5}));
+  CHECK(square(a).value() == mat<T>(2, 3, {1, 4, 9, 16, 25, 36}));
+  CHECK(std::abs(exp(tape.scalar(1)).item() - T(M_E)) < tol<T>() * 3);
+  CHECK(std::abs(log(tape.scalar(T(M_E))).item() - T(1)) < tol<T>());
+}
+
+TEST_CASE_TEMPLATE("activations", T, float, double) {
+  Tape<T> tape;
+  const auto x = tape.constant(mat<T>(1, 4, {-2, 0, 0.5, 100}));
+  CHECK(relu(x).value() == mat<T>(1, 4, {0, 0, 0.5, 100}));
+  const auto s = sigmoid(x).value();
+  CHECK(std::abs(s(0, 0) - T(1 / (1 + std::exp(2.0)))) < tol<T>());
+  CHECK(s(0, 1) == T(0.5));
+  CHECK(s(0, 3) == T(1));
+  CHECK(sigmoid(tape.scalar(-1000)).item() == T(0));  // no overflow to NaN
+  const auto t = tanh(x).value();
+  CHECK(std::abs(t(0, 2) - T(std::tanh(0.5))) < tol<T>());
+}
+
+TEST_CASE_TEMPLATE("matmul and linear", T, float, double) {
+  Tape<T> tape;
+  const auto a = tape.constant(mat<T>(2, 3, {1, 2, 3, 4, 5, 6}));
+  const auto b = tape.constant(mat<T>(3, 2, {1, 0, 0, 1, 1, 1}));
+  CHECK(matmul(a, b).value() == mat<T>(2, 2, {4, 5, 10, 11}));
+  const auto w = tape.constant(mat<T>(2, 3, {1, 0, 1, 0, 1, 0}));  // out x in
+  const auto bias = tape.constant(mat<T>(1, 2, {0.5, -1}));
+  CHECK(linear(a, w, bias).value() == mat<T>(2, 2, {4.5, 1, 10.5, 4}));
+  CHECK(linear(a, w).value() == mat<T>(2, 2, {4, 2, 10, 5}));
+}
+
+TEST_CASE_TEMPLATE("softmax and log_softmax, including huge and -inf logits", T, float, double) {
+  Tape<T> tape;
+  const T inf = std::numeric_limits<T>::infinity();
+  const auto x = tape.constant(mat<T>(3, 3, {1, 2, 3, T(1e30), T(-1e30), 0, -inf, 0, -inf}));
+  const auto p = softmax(x).value();
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  CHECK(std::abs(p(0, 0) - T(std::exp(1.0) / z)) < tol<T>());
+  CHECK(std::abs(p(0, 2) - T(std::exp(3.0) / z)) < tol<T>());
+  CHECK(p.row(1) == mat<T>(1, 3, {1, 0, 0}));
+  CHECK(p.row(2) == mat<T>(1, 3, {0, 1, 0}));
+  const auto lp = log_softmax(x).value();
+  CHECK(std::abs(lp(0, 2) - T(3 - std::log(z))) < tol<T>() * 4);
+  CHECK(lp(1, 0) == T(0));
+  CHECK(lp(1, 1) == T(-2e30));
+  CHECK(lp(2, 0) == -inf);
+  CHECK(lp(2, 1) == T(0));
+  CHECK(p.allFinite());
+}
+
+TEST_CASE_TEMPLATE("reshape is a view of the same row-major elements", T, float, double) {
+  Tape<T> tape;
+  const auto a = tape.variable(mat<T>(2, 6, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  const auto v = reshape(a, 4, 3);
+  CHECK(v.value() == mat<T>(4, 3, {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  CHECK(v.value().data() == a.value().data());
+  tape.backward(sum(mul(v, tape.constant(mat<T>(4, 3, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})))));
+  CHECK(a.grad() == mat<T>(2, 6, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
+}
+
+TEST_CASE_TEMPLATE("binary cross-entropy, clamped and with logits", T, float, double) {
+  Tape<T> tape;
+  const auto p = tape.constant(mat<T>(1, 4, {0.25, 0.5, 0, 1}));
+  const auto t = tape.constant(mat<T>(1, 4, {1, 0, 1, 0}));
+  const auto terms = binary_cross_entropy(p, t, Reduction::none).value();
+  CHECK(std::abs(terms(0, 0) - T(-std::log(0.25))) < tol<T>());
+  CHECK(std::abs(terms(0, 1) - T(-std::log(0.5))) < tol<T>());
+  CHECK(terms(0, 2) == T(100));  // log 0 clamped at -100, as PyTorch
+  CHECK(terms(0, 3) == T(100));
+  CHECK(std::abs(binary_cross_entropy(p, t, Reduction::sum).item() - terms.sum()) < tol<T>() * 100);
+  CHECK(std::abs(binary_cross_entropy(p, t).item() - terms.sum() / 4) < tol<T>() * 100);
+
+  const auto x = tape.constant(mat<T>(1, 4, {-3, 0.5, 80, -80}));
+  const auto tl = tape.constant(mat<T>(1, 4, {0.2, 1, 0, 1}));
+  const auto with_logits = binary_cross_entropy_with_logits(x, tl, Reduction::none).value();
+  for (Index j = 0; j < 2; ++j) {
+    const double xd = x.value()(0, j), td = tl.value()(0, j);
+    const double s = 1 / (1 + std::exp(-xd));
+    CHECK(std::abs(with_logits(0, j) - T(-(td * std::log(s) + (1 - td) * std::log(1 - s)))) <
+          tol<T>() * 10);
+  }
+  CHECK(std::abs(with_logits(0, 2) - T(80)) < tol<T>() * 100);  // no overflow at |x| = 80
+  CHECK(std::abs(with_logits(0, 3) - T(80)) < tol<T>() * 100);
+}
+
+TEST_CASE_TEMPLATE("KL divergences of categoricals", T, float, double) {
+  Tape<T> tape;
+  const T inf = std::numeric_limits<T>::infinity();
+  // Uniform logits have zero divergence from the uniform prior; a near one-hot has ln K.
+  const auto x = tape.constant(
+      mat<T>(3, 4, {0.3, 0.3, 0.3, 0.3, 50, -50, -50, -50, 0, -inf, std::log(T(2)), -inf}));
+  const auto kl = kl_uniform(x, Reduction::none).value();
+  CHECK(std::abs(kl(0, 0)) < tol<T>());
+  CHECK(std::abs(kl(1, 0) - std::log(T(4))) < tol<T>() * 10);
+  // q = (1/3, 0, 2/3, 0): sum q ln q + ln 4.
+  const double expected =
+      (1.0 / 3) * std::log(1.0 / 3) + (2.0 / 3) * std::log(2.0 / 3) + std::log(4.0);
+  CHECK(std::abs(kl(2, 0) - T(expected)) < tol<T>() * 10);
+  CHECK(std::abs(kl_uniform(x, Reduction::sum).item() - kl.sum()) < tol<T>() * 10);
+  CHECK(std::abs(kl_uniform(x).item() - kl.sum() / 3) < tol<T>() * 10);
+
+  const auto q =
+      tape.constant(mat<T>(1, 3, {std::log(T(0.5)), std::log(T(0.25)), std::log(T(0.25))}));
+  const auto p =
+      tape.constant(mat<T>(1, 3, {std::log(T(0.25)), std::log(T(0.25)), std::log(T(0.5))}));
+  const double kl_qp = 0.5 * std::log(2.0) + 0.25 * std::log(0.5);
+  CHECK(std::abs(kl_categorical(q, p).item() - T(kl_qp)) < tol<T>() * 10);
+  CHECK(std::abs(kl_categorical(q, q).item()) < tol<T>());
+}
