@@ -2,7 +2,7 @@
 # Installs the Debian packages that building, testing and the examples need.
 set -euo pipefail
 packages=(cmake make g++ clang libclang-rt-14-dev libeigen3-dev doctest-dev libbenchmark-dev
-          libcli11-dev libstb-dev nlohmann-json3-dev)
+          libcli11-dev libstb-dev nlohmann-json3-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -16,8 +16,16 @@
 #include "gumbel/ops/reshape.hpp"
 #include "gumbel/ops/softmax.hpp"
 
+#include "gumbel/core/parallel.hpp"
 #include "gumbel/random/generator.hpp"
+#include "gumbel/random/gumbel_noise.hpp"
 #include "gumbel/random/philox.hpp"
+
+#include "gumbel/relax/concrete.hpp"
+#include "gumbel/relax/gumbel_rao.hpp"
+#include "gumbel/relax/gumbel_softmax.hpp"
+#include "gumbel/relax/schedule.hpp"
+#include "gumbel/relax/top_k.hpp"
 
 #include "gumbel/nn/linear.hpp"
 #include "gumbel/optim/adam.hpp"

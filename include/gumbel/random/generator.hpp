@@ -41,13 +41,16 @@ class Generator {
   template <class T>
   static constexpr Index values_per_block = std::is_same_v<T, float> ? 4 : 2;
 
-  /// Uniforms on the open interval (0, 1), drawn from `count` values of the block stream that
-  /// starts at block `first`; element j always comes from the same bits.
+  /// Uniforms on the open interval (0, 1) for elements [begin, begin + count) of a draw that
+  /// starts at block `first`: element e always comes from lane e % per of block first + e / per
+  /// (per = values_per_block<T>), so any slice of a draw can be made on its own.
   template <class T>
-  void uniform_at(std::uint64_t first, T* out, Index count) const noexcept {
+  void uniform_range(std::uint64_t first, Index begin, Index count, T* out) const noexcept {
     constexpr Index per = values_per_block<T>;
-    for (Index j = 0; j < count; j += per) {
-      const random::Words w = block(first + static_cast<std::uint64_t>(j / per));
+    Index e = begin;
+    const Index end = begin + count;
+    while (e < end) {
+      const random::Words w = block(first + static_cast<std::uint64_t>(e / per));
       T u[per];
       if constexpr (std::is_same_v<T, float>) {
         for (int k = 0; k < 4; ++k) u[k] = random::uniform_open_float(w[k]);
@@ -55,15 +58,20 @@ class Generator {
         u[0] = static_cast<T>(random::uniform_open_double((std::uint64_t{w[1]} << 32) | w[0]));
         u[1] = static_cast<T>(random::uniform_open_double((std::uint64_t{w[3]} << 32) | w[2]));
       }
-      for (Index k = 0; k < per && j + k < count; ++k) out[j + k] = u[k];
+      for (Index lane = e % per; lane < per && e < end; ++lane, ++e) out[e - begin] = u[lane];
     }
+  }
+
+  /// Blocks a draw of `count` values of type T uses.
+  template <class T>
+  static constexpr std::uint64_t blocks_for(Index count) {
+    return static_cast<std::uint64_t>((count + values_per_block<T> - 1) / values_per_block<T>);
   }
 
   /// `count` uniforms on (lo, hi), advancing the stream.
   template <class T>
   void fill_uniform(T* out, Index count, T lo = T(0), T hi = T(1)) noexcept {
-    constexpr Index per = values_per_block<T>;
-    uniform_at(advance(static_cast<std::uint64_t>((count + per - 1) / per)), out, count);
+    uniform_range(advance(blocks_for<T>(count)), 0, count, out);
     for (Index j = 0; j < count; ++j) out[j] = lo + (hi - lo) * out[j];
   }
 

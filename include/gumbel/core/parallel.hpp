@@ -1,0 +1,51 @@
+// Row-parallel loops. With OpenMP enabled (-fopenmp) large loops use every thread; without it
+// they run serially. Work is split by rows and random numbers are drawn by element counter, so
+// results never depend on the thread count.
+#pragma once
+
+#include "gumbel/core/types.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace gumbel {
+
+/// Threads a parallel loop may use (1 without OpenMP).
+inline int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+/// Sets the threads later parallel loops use (ignored without OpenMP).
+inline void set_threads([[maybe_unused]] int threads) {
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#endif
+}
+
+namespace detail {
+
+/// Below this many elements a loop is not worth waking other threads for.
+inline constexpr Index kParallelGrain = Index{1} << 15;
+
+/// Calls body(i) for every row i; rows are shared among threads when the work is large.
+/// `body` must not throw: report failures through its captures and throw after the loop.
+template <class Body>
+void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
+#ifdef _OPENMP
+  const bool parallel = rows > 1 && rows * elements_per_row >= kParallelGrain &&
+                        omp_get_max_threads() > 1 && !omp_in_parallel();
+#pragma omp parallel for schedule(static) if (parallel)
+  for (Index i = 0; i < rows; ++i) body(i);
+#else
+  (void)elements_per_row;
+  for (Index i = 0; i < rows; ++i) body(i);
+#endif
+}
+
+}  // namespace detail
+}  // namespace gumbel

@@ -1,0 +1,96 @@
+// The Gumbel-Rao estimator (Paulus, Maddison & Krause 2021): a straight-through gradient
+// averaged over Gumbel noise drawn conditionally on the sampled class, with the same forward
+// value as straight-through Gumbel and a lower variance.
+#pragma once
+
+#include <cmath>
+
+#include "gumbel/relax/gumbel_softmax.hpp"
+
+namespace gumbel {
+namespace detail {
+
+/// In place: the perturbed logits z = logits + G of one row, G drawn from Gumbel noise
+/// conditioned on argmax z = top. The maximum is Gumbel around logsumexp(logits); every other
+/// class is a Gumbel around its logit truncated below that maximum:
+/// z_top = lse - ln E_top, z_j = -logaddexp(-z_top, ln E_j - l_j), E ~ Exp(1).
+template <class T>
+void conditional_perturb_row(const Generator& gen, std::uint64_t first, Index i, const T* logits,
+                             T* z, Index k, Index top) {
+  gen.uniform_range(first, i * k, k, z);
+  const ConstRowArray<T> l(logits, k);
+  RowArray<T> out(z, k);
+  const T m = l.maxCoeff();
+  const T lse = m + std::log(exp_flush(l - m).sum());
+  const T z_top = lse - std::log(-std::log(out(top)));
+  // ln E_j - l_j with E_j = -ln u_j; +inf for a masked class, which then gets z_j = -inf.
+  out = (-out.log()).log() - l;
+  const auto a = -z_top;
+  out = -(out.max(a) + (-(out - a).abs()).exp().log1p());
+  out(top) = z_top;
+}
+
+}  // namespace detail
+
+/// Forward: the one-hot of argmax(logits + g), exactly as gumbel_softmax(..., hard = true).
+/// Backward: (1/M) sum_m J_m^T dy / tau-scaled, where J_m is the Jacobian of
+/// softmax((logits + G_m) / tau) with G_m held fixed, G_0 = g and G_1..G_{M-1} fresh draws
+/// conditioned on the same argmax. With samples = 1 it is the straight-through estimator.
+/// dl += (1/M) sum_m s_m * (dy - <dy, s_m>) / tau,  s_m = softmax((l + G_m) / tau)
+template <class T>
+Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& gen,
+                  Index samples = 10) {
+  constexpr const char* op = "gumbel_rao";
+  Tape<T>& tape = detail::tape_of(op, logits);
+  if (logits.cols() == 0) detail::fail<ShapeError>(op, "logits have 0 classes");
+  detail::require_temperature(op, T(tau));
+  if (samples < 1) detail::fail<ValueError>(op, "samples = ", samples, " must be at least 1");
+  const Index rows = logits.rows();
+  const Index k = logits.cols();
+  const Index n = rows * k;
+  const T inv_tau = T(1) / T(tau);
+
+  Var<T> y = tape.make(rows, k, logits.requires_grad());
+  T* soft = logits.requires_grad() ? tape.scratch(samples * n) : tape.scratch(n);
+  T* out = y.value_mut().data();
+  const T* l = logits.value().data();
+  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(n));
+  const std::uint64_t extra =
+      logits.requires_grad() ? gen.advance(Generator::blocks_for<T>(n) * std::uint64_t(samples - 1))
+                             : 0;
+  const std::uint64_t stride = Generator::blocks_for<T>(n);
+  const Index draws = logits.requires_grad() ? samples : 1;
+  detail::RowFailure failure;
+  detail::parallel_rows(rows, k * draws, [&](Index i) {
+    T* s0 = soft + i * k;
+    const Index top = detail::perturb_row(gen, first, i, l + i * k, s0, k);
+    if (top < 0) return failure.report(i);
+    detail::softmax_row(s0, k, s0[top], inv_tau);
+    detail::RowArray<T>(out + i * k, k).setZero();
+    out[i * k + top] = T(1);
+    for (Index m = 1; m < draws; ++m) {
+      T* s = soft + m * n + i * k;
+      detail::conditional_perturb_row(gen, extra + stride * std::uint64_t(m - 1), i, l + i * k, s,
+                                      k, top);
+      detail::softmax_row(s, k, s[top], inv_tau);
+    }
+  });
+  failure.throw_if_failed(op);
+
+  tape.on_backward(y, [logits, y, soft, rows, k, samples, inv_tau] {
+    const auto dy = y.grad();
+    auto dl = logits.grad_mut();
+    const T weight = inv_tau / T(samples);
+    for (Index m = 0; m < samples; ++m) {
+      // Sample m starts at an arbitrary offset: an unaligned map.
+      const Eigen::Map<const Matrix<T>> s(soft + m * rows * k, rows, k);
+      for (Index i = 0; i < rows; ++i) {
+        dl.row(i).array() +=
+            weight * s.row(i).array() * (dy.row(i).array() - dy.row(i).dot(s.row(i)));
+      }
+    }
+  });
+  return y;
+}
+
+}  // namespace gumbel

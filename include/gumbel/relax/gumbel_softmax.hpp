@@ -1,0 +1,217 @@
+// The Gumbel-Softmax (Concrete) relaxation of a categorical sample, its straight-through (hard)
+// form, its log-space form, and exact categorical samples by the Gumbel-max trick.
+//
+// Each row of `logits` is one categorical over its K columns (unnormalised log-probabilities;
+// -inf masks a class). Noise for element (i, j) comes from the generator's counter, so a
+// sample is the same whatever the thread count.
+#pragma once
+
+#include "gumbel/ops/elementwise.hpp"
+#include "gumbel/relax/sampling.hpp"
+
+namespace gumbel {
+
+/// Perturbed logits p = logits + g, g ~ Gumbel(0, 1) i.i.d.; argmax of each row of p is an
+/// exact sample of softmax(logits).
+template <class Derived>
+Matrix<typename Derived::Scalar> perturb_logits(const Eigen::MatrixBase<Derived>& logits,
+                                                Generator& gen) {
+  using T = typename Derived::Scalar;
+  const Matrix<T> l = logits;
+  Matrix<T> p(l.rows(), l.cols());
+  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(l.size()));
+  detail::RowFailure failure;
+  detail::parallel_rows(l.rows(), l.cols(), [&](Index i) {
+    if (detail::perturb_row(gen, first, i, l.data() + i * l.cols(), p.data() + i * l.cols(),
+                            l.cols()) < 0) {
+      failure.report(i);
+    }
+  });
+  failure.throw_if_failed("perturb_logits");
+  return p;
+}
+
+/// Gumbel-max: one exact categorical sample per row, as class indices (no gradient).
+template <class Derived>
+Eigen::Matrix<Index, Eigen::Dynamic, 1> gumbel_max(const Eigen::MatrixBase<Derived>& logits,
+                                                   Generator& gen) {
+  if (logits.cols() == 0) detail::fail<ShapeError>("gumbel_max", "logits have 0 classes");
+  const auto p = perturb_logits(logits, gen);
+  Eigen::Matrix<Index, Eigen::Dynamic, 1> index(p.rows());
+  for (Index i = 0; i < p.rows(); ++i) p.row(i).maxCoeff(&index(i));
+  return index;
+}
+
+/// Rows of one-hot vectors of length k from class indices.
+template <class T>
+Matrix<T> one_hot(const Eigen::Matrix<Index, Eigen::Dynamic, 1>& index, Index k) {
+  Matrix<T> out = Matrix<T>::Zero(index.size(), k);
+  for (Index i = 0; i < index.size(); ++i) {
+    if (index(i) < 0 || index(i) >= k) {
+      detail::fail<ValueError>("one_hot", "index ", index(i), " in row ", i, " is outside [0, ", k,
+                               ")");
+    }
+    out(i, index(i)) = T(1);
+  }
+  return out;
+}
+
+/// A node of Gumbel(0, 1) noise, rows x cols (a constant: noise has no gradient).
+template <class T>
+Var<T> gumbel_noise(Tape<T>& tape, Index rows, Index cols, Generator& gen) {
+  Var<T> g = tape.make(rows, cols, false);
+  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * cols));
+  T* data = g.value_mut().data();
+  detail::parallel_rows(
+      rows, cols, [&](Index i) { gumbel_range(gen, first, i * cols, cols, data + i * cols); });
+  return g;
+}
+
+namespace detail {
+
+/// The value of a 1x1 temperature variable, or a ShapeError.
+template <class T>
+T temperature_of(const char* op, const Var<T>& logits, const Var<T>& tau) {
+  tape_of(op, logits, tau);
+  if (tau.rows() != 1 || tau.cols() != 1) {
+    fail<ShapeError>(op, "tau must be 1x1, got ", shape_str(tau.rows(), tau.cols()));
+  }
+  return tau.item();
+}
+
+/// gumbel_softmax with the temperature given as a number (`tau_var` empty) or a 1x1 variable.
+template <class T>
+Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen,
+                           bool hard) {
+  const char* op = hard ? "gumbel_softmax(hard)" : "gumbel_softmax";
+  Tape<T>& tape = tau_var.empty() ? tape_of(op, logits) : tape_of(op, logits, tau_var);
+  if (logits.cols() == 0)
+    fail<ShapeError>(op, "logits have 0 classes: ", shape_str(logits.rows(), 0));
+  require_temperature(op, tau);
+  const bool tau_grad = !tau_var.empty() && tau_var.requires_grad();
+  const Index rows = logits.rows();
+  const Index k = logits.cols();
+  const T inv_tau = T(1) / tau;
+
+  Var<T> y = tape.make(rows, k, logits.requires_grad() || tau_grad);
+  // The straight-through node shows the one-hot but differentiates the soft sample, which it
+  // keeps in scratch memory; the soft node's value is the soft sample itself.
+  T* soft = hard ? tape.scratch(rows * k) : y.value_mut().data();
+  T* out = y.value_mut().data();
+  const T* l = logits.value().data();
+  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * k));
+  RowFailure failure;
+  parallel_rows(rows, k, [&](Index i) {
+    T* s = soft + i * k;
+    const Index arg = perturb_row(gen, first, i, l + i * k, s, k);
+    if (arg < 0) {
+      failure.report(i);
+      return;
+    }
+    softmax_row(s, k, s[arg], inv_tau);
+    if (hard) {
+      RowArray<T>(out + i * k, k).setZero();
+      out[i * k + arg] = T(1);
+    }
+  });
+  failure.throw_if_failed(op);
+
+  // y = softmax((l + g) / tau) (soft; hard shows its one-hot) ;
+  // dz = y * (dy - <dy, y>), dl += dz / tau, dtau -= sum_j dz_j ln y_j / tau
+  tape.on_backward(y, [logits, tau_var, tau_grad, y, soft, rows, k, inv_tau] {
+    const ConstMatrixMap<T> s(soft, rows, k);
+    const auto dy = y.grad();
+    T dtau = T(0);
+    for (Index i = 0; i < rows; ++i) {
+      const auto si = s.row(i).array();
+      const auto dz = si * (dy.row(i).array() - dy.row(i).dot(s.row(i)));
+      if (logits.requires_grad()) logits.grad_mut().row(i).array() += dz * inv_tau;
+      if (tau_grad) dtau += (si > T(0)).select(dz * si.log(), T(0)).sum();
+    }
+    if (tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
+  });
+  return y;
+}
+
+}  // namespace detail
+
+/// A Gumbel-Softmax sample per row: y = softmax((logits + g) / tau), g ~ Gumbel(0, 1).
+/// With hard = true the value is the exact one-hot of argmax(logits + g) and the gradient is
+/// the soft sample's (the straight-through Gumbel estimator).
+template <class T>
+Var<T> gumbel_softmax(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& gen,
+                      bool hard = false) {
+  return detail::gumbel_softmax_node(logits, T(tau), Var<T>(), gen, hard);
+}
+
+/// As above, with a learnable temperature: `tau` is a 1x1 variable and receives a gradient.
+template <class T>
+Var<T> gumbel_softmax(const Var<T>& logits, const Var<T>& tau, Generator& gen, bool hard = false) {
+  const char* op = hard ? "gumbel_softmax(hard)" : "gumbel_softmax";
+  return detail::gumbel_softmax_node(logits, detail::temperature_of(op, logits, tau), tau, gen,
+                                     hard);
+}
+
+namespace detail {
+
+template <class T>
+Var<T> gumbel_softmax_log_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen) {
+  constexpr const char* op = "gumbel_softmax_log";
+  Tape<T>& tape = tau_var.empty() ? tape_of(op, logits) : tape_of(op, logits, tau_var);
+  if (logits.cols() == 0)
+    fail<ShapeError>(op, "logits have 0 classes: ", shape_str(logits.rows(), 0));
+  require_temperature(op, tau);
+  const bool tau_grad = !tau_var.empty() && tau_var.requires_grad();
+  const Index rows = logits.rows();
+  const Index k = logits.cols();
+  const T inv_tau = T(1) / tau;
+  Var<T> y = tape.make(rows, k, logits.requires_grad() || tau_grad);
+  T* out = y.value_mut().data();
+  const T* l = logits.value().data();
+  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * k));
+  RowFailure failure;
+  parallel_rows(rows, k, [&](Index i) {
+    T* row = out + i * k;
+    const Index arg = perturb_row(gen, first, i, l + i * k, row, k);
+    if (arg < 0) return failure.report(i);
+    log_softmax_row(row, k, row[arg], inv_tau);
+  });
+  failure.throw_if_failed(op);
+
+  // y = log_softmax((l + g) / tau) ;
+  // dz = dy - exp(y) sum_j dy_j, dl += dz / tau, dtau -= sum_j dz_j y_j / tau (masked j skipped)
+  tape.on_backward(y, [logits, tau_var, tau_grad, y, rows, inv_tau] {
+    const auto yv = y.value();
+    const auto dy = y.grad();
+    T dtau = T(0);
+    for (Index i = 0; i < rows; ++i) {
+      const auto yi = yv.row(i).array();
+      const auto dz = dy.row(i).array() - exp_flush(yi) * dy.row(i).sum();
+      if (logits.requires_grad()) logits.grad_mut().row(i).array() += dz * inv_tau;
+      if (tau_grad) {
+        dtau += (yi > -std::numeric_limits<T>::infinity()).select(dz * yi, T(0)).sum();
+      }
+    }
+    if (tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
+  });
+  return y;
+}
+
+}  // namespace detail
+
+/// The log of a Gumbel-Softmax sample, computed in log space: y = log_softmax((logits + g) /
+/// tau), so exp(y) is the soft sample. Accurate where the soft sample underflows (low
+/// temperatures), as the log-density of ExpConcrete needs.
+template <class T>
+Var<T> gumbel_softmax_log(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& gen) {
+  return detail::gumbel_softmax_log_node(logits, T(tau), Var<T>(), gen);
+}
+
+/// As above, with a learnable 1x1 temperature variable.
+template <class T>
+Var<T> gumbel_softmax_log(const Var<T>& logits, const Var<T>& tau, Generator& gen) {
+  return detail::gumbel_softmax_log_node(
+      logits, detail::temperature_of("gumbel_softmax_log", logits, tau), tau, gen);
+}
+
+}  // namespace gumbel
