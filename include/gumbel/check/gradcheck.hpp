@@ -62,9 +62,11 @@ GradCheckReport check_gradients(F&& f, const std::vector<Matrix<double>>& inputs
   }
 
   std::vector<Matrix<double>> point = inputs;
+  Tape<double> probe;  // one tape, cleared for every evaluation
+  std::vector<Var<double>> probe_vars;
   const auto projected = [&] {
-    Tape<double> probe;
-    std::vector<Var<double>> probe_vars;
+    probe.clear();
+    probe_vars.clear();
     for (const auto& x : point) probe_vars.push_back(probe.constant(x));
     const Var<double> y = f(probe, static_cast<const std::vector<Var<double>>&>(probe_vars));
     return (y.value().array() * weights.array()).sum();

@@ -1,0 +1,49 @@
+// Reading MNIST's IDX files (plain or gzip-compressed) with full validation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <gumbel/gumbel.hpp>
+
+namespace vae {
+
+/// A data file that is missing, corrupt, truncated or of the wrong kind. The message names the
+/// file and what is wrong with it.
+class DataError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// An IDX array of unsigned bytes: its dimensions and its elements in row-major order.
+struct IdxArray {
+  std::vector<std::uint32_t> dims;
+  std::vector<std::uint8_t> data;
+};
+
+/// Parses IDX bytes held in memory; `name` is used in error messages. Checks the magic number,
+/// the element type (unsigned byte), the dimensions and that the size is exactly right.
+IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::string& name);
+
+/// Reads a whole file, decompressing it when it is gzip (zlib reads plain files unchanged).
+std::vector<std::uint8_t> read_file(const std::string& path);
+
+/// read_file + parse_idx.
+IdxArray read_idx(const std::string& path);
+
+/// Images scaled to [0, 1] (one image per row) and their labels.
+struct Dataset {
+  gumbel::Matrix<float> images;
+  std::vector<std::uint8_t> labels;
+  gumbel::Index rows = 0;  ///< image height
+  gumbel::Index cols = 0;  ///< image width
+};
+
+/// Loads `<dir>/<prefix>-images-idx3-ubyte` and `<dir>/<prefix>-labels-idx1-ubyte` (or their
+/// .gz), checks they agree, and keeps at most `limit` examples (0 keeps all).
+Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit = 0);
+
+}  // namespace vae

@@ -1,0 +1,63 @@
+// Trains the categorical-latent VAE of the reference articles on MNIST and writes pictures,
+// curves, metrics, a checkpoint and the weights to the output folder.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "checkpoint.hpp"
+#include "idx.hpp"
+#include "train.hpp"
+
+int main(int argc, char** argv) {
+  vae::Options o;
+  CLI::App app{
+      "Train a VAE with N categorical latents of K classes on MNIST using the Gumbel-Softmax "
+      "relaxation (soft), the straight-through Gumbel estimator (--hard) or Gumbel-Rao."};
+  app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str();
+  app.add_option("-N,--latents", o.latents, "Number of categorical latents N")
+      ->capture_default_str();
+  app.add_option("-K,--classes", o.classes, "Classes per latent K")->capture_default_str();
+  app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
+  app.add_option("--tau0", o.tau0, "Initial temperature")->capture_default_str();
+  app.add_option("--tau-min", o.tau_min, "Lowest temperature")->capture_default_str();
+  app.add_option("--anneal-rate", o.anneal_rate, "Temperature decay rate")->capture_default_str();
+  app.add_option("--schedule", o.schedule,
+                 "Temperature schedule: articles (restart every epoch, decay every 100 batches), "
+                 "exponential (max(tau_min, tau0 exp(-rate step)) on the global step), constant")
+      ->capture_default_str();
+  app.add_option("--estimator", o.estimator, "Gradient estimator: soft, st, gumbel-rao")
+      ->capture_default_str();
+  app.add_flag("--hard", o.hard,
+               "Straight-through: one-hot forward, soft gradient (= --estimator st)");
+  app.add_option("--rao-samples", o.rao_samples, "Conditional samples M of Gumbel-Rao")
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "Seed of initialisation, shuffling and noise")
+      ->capture_default_str();
+  app.add_option("--threads", o.threads, "Threads for sampling and matrix products")
+      ->capture_default_str();
+  app.add_option("--data-dir", o.data_dir, "Folder with the MNIST IDX files (plain or .gz)")
+      ->capture_default_str();
+  app.add_option("--output-dir", o.output_dir, "Folder for pictures, metrics and checkpoint")
+      ->capture_default_str();
+  app.add_flag("--resume", o.resume, "Continue from the output folder's checkpoint");
+  app.add_flag("--overwrite", o.overwrite, "Replace an existing run in the output folder");
+  app.add_option("--train-limit", o.train_limit, "Use only the first n training images (0: all)")
+      ->capture_default_str();
+  app.add_option("--test-limit", o.test_limit, "Use only the first n test images (0: all)")
+      ->capture_default_str();
+  app.add_flag("--quiet", o.quiet, "No progress output");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    vae::validate(o);
+    vae::run(o);
+  } catch (const gumbel::ValueError& e) {
+    std::cerr << "vae_mnist: invalid setting: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "vae_mnist: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,79 @@
+#include "model.hpp"
+
+namespace vae {
+
+Estimator parse_estimator(const std::string& name) {
+  if (name == "soft") return Estimator::soft;
+  if (name == "st" || name == "straight-through") return Estimator::straight_through;
+  if (name == "gumbel-rao") return Estimator::gumbel_rao;
+  throw gumbel::ValueError("estimator '" + name + "' is not one of soft, st, gumbel-rao");
+}
+
+std::string to_string(Estimator e) {
+  switch (e) {
+    case Estimator::soft:
+      return "soft";
+    case Estimator::straight_through:
+      return "st";
+    case Estimator::gumbel_rao:
+      return "gumbel-rao";
+  }
+  return "?";
+}
+
+CategoricalVae::CategoricalVae(const ModelShape& shape, gumbel::Generator& init)
+    : shape_(shape),
+      enc1_(shape.pixels, shape.hidden1, init),
+      enc2_(shape.hidden1, shape.hidden2, init),
+      enc3_(shape.hidden2, shape.latents * shape.classes, init),
+      dec1_(shape.latents * shape.classes, shape.hidden2, init),
+      dec2_(shape.hidden2, shape.hidden1, init),
+      dec3_(shape.hidden1, shape.pixels, init) {}
+
+Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& noise,
+                                Estimator estimator, Index rao_samples) {
+  using namespace gumbel;
+  const Index batch = x.rows();
+  const Index n = shape_.latents;
+  const Index k = shape_.classes;
+  const Var h = relu(enc2_(relu(enc1_(x))));
+  // One categorical per row: (B, N*K) viewed as (B*N, K).
+  const Var logits = reshape(relu(enc3_(h)), batch * n, k);
+  Var z;
+  switch (estimator) {
+    case Estimator::soft:
+      z = gumbel_softmax(logits, tau, noise);
+      break;
+    case Estimator::straight_through:
+      z = gumbel_softmax(logits, tau, noise, true);
+      break;
+    case Estimator::gumbel_rao:
+      z = gumbel_rao(logits, tau, noise, rao_samples);
+      break;
+  }
+  const Var recon_logits = dec3_(relu(dec2_(relu(dec1_(reshape(z, batch, n * k))))));
+  const float inv_batch = 1.0f / float(batch);
+  const Var reconstruction =
+      binary_cross_entropy_with_logits(recon_logits, x, Reduction::sum) * inv_batch;
+  const Var kl = kl_uniform(logits, Reduction::sum) * inv_batch;
+  Forward out;
+  out.loss = reconstruction + kl;
+  out.recon_logits = recon_logits;
+  out.reconstruction = reconstruction.item();
+  out.kl = kl.item();
+  return out;
+}
+
+Var CategoricalVae::decode(const Var& z) {
+  return gumbel::sigmoid(dec3_(gumbel::relu(dec2_(gumbel::relu(dec1_(z))))));
+}
+
+gumbel::ParameterList<float> CategoricalVae::parameters() {
+  gumbel::ParameterList<float> all;
+  for (auto* layer : {&enc1_, &enc2_, &enc3_, &dec1_, &dec2_, &dec3_}) {
+    for (auto* p : layer->parameters()) all.push_back(p);
+  }
+  return all;
+}
+
+}  // namespace vae

@@ -1,0 +1,60 @@
+// The categorical VAE of the reference articles: an MLP encoder gives N categorical latents of
+// K classes, a relaxed (or straight-through, or Gumbel-Rao) sample of them is decoded by a
+// mirrored MLP into Bernoulli pixel probabilities.
+#pragma once
+
+#include <string>
+
+#include <gumbel/gumbel.hpp>
+
+namespace vae {
+
+using gumbel::Index;
+using Matrix = gumbel::Matrix<float>;
+using Var = gumbel::Var<float>;
+
+/// How the sample of the latents is differentiated.
+enum class Estimator { soft, straight_through, gumbel_rao };
+
+Estimator parse_estimator(const std::string& name);
+std::string to_string(Estimator e);
+
+struct ModelShape {
+  Index pixels = 784;
+  Index hidden1 = 512;
+  Index hidden2 = 256;
+  Index latents = 30;  ///< N
+  Index classes = 10;  ///< K
+};
+
+/// What one forward pass gives.
+struct Forward {
+  Var loss;          ///< reconstruction + KL, averaged over the batch (1x1)
+  Var recon_logits;  ///< decoder output before the sigmoid (B x pixels)
+  float reconstruction = 0;
+  float kl = 0;
+};
+
+class CategoricalVae {
+ public:
+  CategoricalVae(const ModelShape& shape, gumbel::Generator& init);
+
+  /// Encoder 784-512-256-N*K (ReLU after each layer, as the articles' encoder), a sample of the
+  /// N latents at temperature tau, decoder N*K-256-512-784. The loss is the articles':
+  /// sum over pixels of the binary cross-entropy (computed from logits) / B
+  /// + sum over latents of KL(q(z|x) || uniform) / B.
+  Forward forward(const Var& x, float tau, gumbel::Generator& noise, Estimator estimator,
+                  Index rao_samples);
+
+  /// Pixel probabilities decoded from latent codes (rows of N one-hot blocks of K).
+  Var decode(const Var& z);
+
+  gumbel::ParameterList<float> parameters();
+  const ModelShape& shape() const { return shape_; }
+
+ private:
+  ModelShape shape_;
+  gumbel::nn::Linear<float> enc1_, enc2_, enc3_, dec1_, dec2_, dec3_;
+};
+
+}  // namespace vae

@@ -1,0 +1,358 @@
+#include "train.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <sstream>
+
+#include "idx.hpp"
+#include "output.hpp"
+
+namespace vae {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// Generator streams: one per purpose and epoch, so that every epoch's randomness is fixed by
+// (seed, epoch) alone and a resumed run repeats a straight run exactly.
+constexpr std::uint64_t kInitStream = 0;
+constexpr std::uint64_t kNoiseStream = 1'000'000;
+constexpr std::uint64_t kShuffleStream = 2'000'000;
+constexpr std::uint64_t kTestStream = 3'000'000;
+constexpr std::uint64_t kPriorStream = 4'000'000;
+
+template <class... Parts>
+[[noreturn]] void invalid(const char* name, Parts&&... parts) {
+  std::ostringstream out;
+  out << "--" << name << ": ";
+  (out << ... << parts);
+  throw gumbel::ValueError(out.str());
+}
+
+std::string fixed(double v, int digits = 4) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+/// The temperature for a step, per the chosen schedule.
+class Temperature {
+ public:
+  explicit Temperature(const Options& o)
+      : kind_(o.schedule),
+        articles_(o.tau0, o.tau_min, o.anneal_rate),
+        exponential_(o.tau0, o.tau_min, o.anneal_rate) {}
+  double at(std::int64_t batch_in_epoch, std::int64_t global_step) const {
+    if (kind_ == "articles") return articles_(batch_in_epoch);
+    if (kind_ == "exponential") return exponential_(global_step);
+    return articles_.tau0;
+  }
+
+ private:
+  std::string kind_;
+  gumbel::EpochRestartDecay articles_;
+  gumbel::ExponentialDecay exponential_;
+};
+
+/// One line that redraws itself on a terminal; a line per 10% when stderr is a file or pipe.
+class Progress {
+ public:
+  Progress(int epoch, Index steps, bool quiet)
+      : epoch_(epoch), steps_(steps), quiet_(quiet), tty_(::isatty(2) != 0), start_(Clock::now()) {}
+  void update(Index step, double loss, double tau, Index images) {
+    if (quiet_) return;
+    const bool last = step == steps_;
+    if (!tty_ && !last && step % std::max<Index>(1, steps_ / 10) != 0) return;
+    const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+    const double rate = double(images) / std::max(seconds, 1e-9);
+    const double eta = seconds / double(step) * double(steps_ - step);
+    const int width = 24;
+    const int filled = int(double(width) * double(step) / double(steps_));
+    std::string bar(std::size_t(filled), '#');
+    bar.append(std::size_t(width - filled), '.');
+    std::fprintf(stderr, "%sepoch %d [%s] %lld/%lld  loss %.2f  tau %.3f  %.0f img/s  ETA %.0fs%s",
+                 tty_ ? "\r" : "", epoch_, bar.c_str(), (long long)step, (long long)steps_, loss,
+                 tau, rate, eta, tty_ && !last ? "" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  int epoch_;
+  Index steps_;
+  bool quiet_;
+  bool tty_;
+  Clock::time_point start_;
+};
+
+/// Average loss over a dataset at temperature tau (no gradients); also returns the
+/// reconstructions of the first `keep` images.
+double evaluate(CategoricalVae& model, const Dataset& data, Index batch_size, float tau,
+                gumbel::Generator& noise, Estimator estimator, Index rao_samples, Index keep,
+                Matrix& kept) {
+  gumbel::Tape<float> tape;
+  tape.set_grad_enabled(false);
+  double total = 0;
+  const Index n = data.images.rows();
+  kept.resize(std::min(keep, n), data.images.cols());
+  for (Index begin = 0; begin < n; begin += batch_size) {
+    const Index rows = std::min(batch_size, n - begin);
+    tape.clear();
+    const Var x = tape.constant(data.images.middleRows(begin, rows));
+    const Forward f = model.forward(x, tau, noise, estimator, rao_samples);
+    total += double(f.loss.item()) * double(rows);
+    if (begin < kept.rows()) {
+      const Index take = std::min(rows, kept.rows() - begin);
+      kept.middleRows(begin, take) =
+          f.recon_logits.value().topRows(take).array().logistic().matrix();
+    }
+  }
+  return total / double(n);
+}
+
+std::map<std::string, std::string> run_settings(const Options& o, Estimator estimator) {
+  return {{"latents", std::to_string(o.latents)},
+          {"classes", std::to_string(o.classes)},
+          {"batch_size", std::to_string(o.batch_size)},
+          {"lr", fixed(o.lr, 10)},
+          {"tau0", fixed(o.tau0, 10)},
+          {"tau_min", fixed(o.tau_min, 10)},
+          {"anneal_rate", fixed(o.anneal_rate, 12)},
+          {"schedule", o.schedule},
+          {"estimator", to_string(estimator)},
+          {"rao_samples", std::to_string(o.rao_samples)},
+          {"seed", std::to_string(o.seed)},
+          {"threads", std::to_string(o.threads)},
+          {"train_limit", std::to_string(o.train_limit)},
+          {"test_limit", std::to_string(o.test_limit)}};
+}
+
+void write_reports(const fs::path& dir, const Options& o, Estimator estimator,
+                   const std::vector<EpochRecord>& history) {
+  std::ostringstream csv;
+  csv << "epoch,train_loss,test_loss,temperature,seconds,images_per_second\n";
+  std::vector<LossPoint> points;
+  nlohmann::json epochs = nlohmann::json::array();
+  for (const EpochRecord& r : history) {
+    csv << r.epoch << ',' << fixed(r.train_loss) << ',' << fixed(r.test_loss) << ','
+        << fixed(r.temperature, 6) << ',' << fixed(r.seconds, 3) << ','
+        << fixed(r.images_per_second, 1) << '\n';
+    points.push_back({double(r.epoch), r.train_loss, r.test_loss});
+    epochs.push_back({{"epoch", r.epoch},
+                      {"train_loss", r.train_loss},
+                      {"test_loss", r.test_loss},
+                      {"temperature", r.temperature},
+                      {"seconds", r.seconds},
+                      {"images_per_second", r.images_per_second}});
+  }
+  write_file_atomic((dir / "loss.csv").string(), csv.str());
+  write_loss_svg((dir / "loss.svg").string(), points);
+
+  nlohmann::json settings;
+  for (const auto& [key, value] : run_settings(o, estimator)) settings[key] = value;
+  settings["epochs"] = o.epochs;
+  nlohmann::json metrics = {{"settings", settings}, {"epochs", epochs}};
+  if (!history.empty()) {
+    double seconds = 0, rate = 0;
+    for (const EpochRecord& r : history) seconds += r.seconds, rate += r.images_per_second;
+    metrics["final_train_loss"] = history.back().train_loss;
+    metrics["final_test_loss"] = history.back().test_loss;
+    metrics["mean_seconds_per_epoch"] = seconds / double(history.size());
+    metrics["mean_images_per_second"] = rate / double(history.size());
+  }
+  write_file_atomic((dir / "metrics.json").string(), metrics.dump(2) + "\n");
+}
+
+std::string epoch_file(const char* stem, std::int64_t epoch) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s_epoch%03lld.png", stem, static_cast<long long>(epoch));
+  return buf;
+}
+
+}  // namespace
+
+void validate(const Options& o) {
+  if (o.epochs < 1) invalid("epochs", "must be at least 1, got ", o.epochs);
+  if (o.batch_size < 1) invalid("batch-size", "must be at least 1, got ", o.batch_size);
+  if (o.latents < 1) invalid("latents", "must be at least 1, got ", o.latents);
+  if (o.classes < 2) invalid("classes", "a categorical needs at least 2 classes, got ", o.classes);
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) invalid("lr", "must be positive, got ", o.lr);
+  if (!(o.tau0 > 0) || !std::isfinite(o.tau0)) invalid("tau0", "must be positive, got ", o.tau0);
+  if (!(o.tau_min > 0) || o.tau_min > o.tau0) {
+    invalid("tau-min", "must be positive and at most tau0 = ", o.tau0, ", got ", o.tau_min);
+  }
+  if (!(o.anneal_rate >= 0) || !std::isfinite(o.anneal_rate)) {
+    invalid("anneal-rate", "must be non-negative, got ", o.anneal_rate);
+  }
+  if (o.schedule != "articles" && o.schedule != "exponential" && o.schedule != "constant") {
+    invalid("schedule", "must be articles, exponential or constant, got '", o.schedule, "'");
+  }
+  const Estimator e = parse_estimator(o.estimator);
+  if (o.hard && e != Estimator::soft && e != Estimator::straight_through) {
+    invalid("hard", "conflicts with --estimator ", o.estimator);
+  }
+  if (o.rao_samples < 1) invalid("rao-samples", "must be at least 1, got ", o.rao_samples);
+  if (o.threads < 1) invalid("threads", "must be at least 1, got ", o.threads);
+  if (o.train_limit < 0 || o.test_limit < 0) invalid("train-limit", "must not be negative");
+}
+
+std::vector<EpochRecord> run(const Options& o) {
+  validate(o);
+  const Estimator estimator = o.hard ? Estimator::straight_through : parse_estimator(o.estimator);
+  gumbel::set_threads(o.threads);
+  Eigen::setNbThreads(o.threads);
+
+  const fs::path out_dir(o.output_dir);
+  fs::create_directories(out_dir);
+  const std::string checkpoint_path = (out_dir / "checkpoint.bin").string();
+  if (fs::exists(checkpoint_path) && !o.resume && !o.overwrite) {
+    throw gumbel::ValueError(checkpoint_path +
+                             " already exists: pass --resume to continue that run, --overwrite to "
+                             "replace it, or choose another --output-dir");
+  }
+
+  const Dataset train = load_split(o.data_dir, "train", o.train_limit);
+  const Dataset test = load_split(o.data_dir, "t10k", o.test_limit);
+  if (train.images.cols() != test.images.cols()) {
+    throw DataError(o.data_dir + ": training and test images differ in size");
+  }
+  const Index n_train = train.images.rows();
+
+  ModelShape shape;
+  shape.pixels = train.images.cols();
+  shape.latents = o.latents;
+  shape.classes = o.classes;
+  gumbel::Generator init(o.seed, kInitStream);
+  CategoricalVae model(shape, init);
+  gumbel::optim::AdamOptions<float> adam_options;
+  adam_options.lr = float(o.lr);
+  gumbel::optim::Adam<float> adam(model.parameters(), adam_options);
+
+  Checkpoint progress;
+  progress.settings = run_settings(o, estimator);
+  if (o.resume && fs::exists(checkpoint_path)) {
+    progress = load_checkpoint(checkpoint_path, progress.settings, adam);
+    if (!o.quiet) {
+      std::cerr << "resuming " << checkpoint_path << " after epoch " << progress.epochs_done
+                << "\n";
+    }
+  }
+
+  // Fixed latent codes drawn from the uniform prior: the same 64 codes every epoch, so the
+  // sample grids show how the decoder changes.
+  Matrix prior_codes = Matrix::Zero(64, o.latents * o.classes);
+  {
+    gumbel::Generator prior(o.seed, kPriorStream);
+    const Matrix flat = Matrix::Zero(64 * o.latents, o.classes);
+    const auto classes = gumbel::gumbel_max(flat, prior);
+    for (Index i = 0; i < classes.size(); ++i) {
+      prior_codes(i / o.latents, (i % o.latents) * o.classes + classes(i)) = 1.0f;
+    }
+  }
+
+  const Temperature temperature(o);
+  gumbel::Tape<float> tape;
+  Matrix batch(o.batch_size, shape.pixels);
+  std::vector<Index> order(static_cast<std::size_t>(n_train));
+  const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
+
+  for (std::int64_t epoch = progress.epochs_done + 1; epoch <= o.epochs; ++epoch) {
+    gumbel::Generator shuffle(o.seed, kShuffleStream + std::uint64_t(epoch));
+    gumbel::Generator noise(o.seed, kNoiseStream + std::uint64_t(epoch));
+    std::iota(order.begin(), order.end(), Index{0});
+    for (Index i = n_train - 1; i > 0; --i) {  // Fisher-Yates
+      double u;
+      shuffle.fill_uniform(&u, 1);
+      std::swap(order[std::size_t(i)], order[std::size_t(Index(u * double(i + 1)))]);
+    }
+
+    Progress bar(int(epoch), steps, o.quiet);
+    const auto start = Clock::now();
+    double loss_sum = 0;
+    double tau = o.tau0;
+    for (Index step = 0; step < steps; ++step) {
+      const Index begin = step * o.batch_size;
+      const Index rows = std::min(o.batch_size, n_train - begin);
+      for (Index r = 0; r < rows; ++r) {
+        batch.row(r) = train.images.row(order[std::size_t(begin + r)]);
+      }
+      tau = temperature.at(step, adam.steps());
+      tape.clear();
+      adam.zero_grad();
+      const Var x = tape.constant(batch.topRows(rows));
+      const Forward f = model.forward(x, float(tau), noise, estimator, o.rao_samples);
+      tape.backward(f.loss);
+      adam.step();
+      const double loss = f.loss.item();
+      if (!std::isfinite(loss)) {
+        throw std::runtime_error("the loss became " + std::to_string(loss) + " at epoch " +
+                                 std::to_string(epoch) + ", step " + std::to_string(step + 1));
+      }
+      loss_sum += loss * double(rows);
+      bar.update(step + 1, loss, tau, begin + rows);
+    }
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+
+    gumbel::Generator test_noise(o.seed, kTestStream + std::uint64_t(epoch));
+    Matrix recon;
+    const double test_loss =
+        evaluate(model, test, o.batch_size, 1.0f, test_noise, estimator, o.rao_samples, 32, recon);
+    EpochRecord record;
+    record.epoch = epoch;
+    record.train_loss = loss_sum / double(n_train);
+    record.test_loss = test_loss;
+    record.temperature = tau;
+    record.seconds = seconds;
+    record.images_per_second = double(n_train) / seconds;
+    progress.history.push_back(record);
+    progress.epochs_done = epoch;
+
+    // Originals above their reconstructions, 16 per row.
+    const Index shown = recon.rows();
+    Matrix grid(2 * shown, shape.pixels);
+    for (Index i = 0; i < shown; ++i) {
+      const Index block = i / 16, col = i % 16;
+      grid.row(block * 32 + col) = test.images.row(i);
+      grid.row(block * 32 + 16 + col) = recon.row(i);
+    }
+    write_image_grid((out_dir / epoch_file("reconstructions", epoch)).string(), grid, test.rows,
+                     test.cols, std::min<Index>(16, shown));
+    {
+      gumbel::Tape<float> decode_tape;
+      decode_tape.set_grad_enabled(false);
+      const Var probs = model.decode(decode_tape.constant(prior_codes));
+      write_image_grid((out_dir / epoch_file("samples", epoch)).string(), probs.value(), test.rows,
+                       test.cols, 8);
+    }
+    write_reports(out_dir, o, estimator, progress.history);
+    save_checkpoint(checkpoint_path, progress, adam);
+    if (!o.quiet) {
+      std::printf("epoch %3lld  train loss %.4f  test loss %.4f  tau %.4f  %.1f s  %.0f img/s\n",
+                  static_cast<long long>(epoch), record.train_loss, record.test_loss, tau, seconds,
+                  record.images_per_second);
+      std::fflush(stdout);
+    }
+  }
+
+  // The trained weights as .npy files, loadable with numpy.load or torch.from_numpy.
+  const fs::path weights = out_dir / "weights";
+  fs::create_directories(weights);
+  const char* names[] = {"enc1", "enc2", "enc3", "dec1", "dec2", "dec3"};
+  const auto params = model.parameters();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::string file =
+        std::string(names[i / 2]) + (i % 2 == 0 ? ".weight" : ".bias") + ".npy";
+    write_file_atomic((weights / file).string(), npy_bytes(params[i]->value));
+  }
+  return progress.history;
+}
+
+}  // namespace vae

@@ -1,0 +1,43 @@
+// Training the categorical VAE on MNIST: the loop, evaluation and every output file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "checkpoint.hpp"
+#include "model.hpp"
+
+namespace vae {
+
+struct Options {
+  int epochs = 10;
+  Index batch_size = 100;
+  Index latents = 30;  ///< N
+  Index classes = 10;  ///< K
+  double lr = 1e-3;
+  double tau0 = 1.0;
+  double tau_min = 0.5;
+  double anneal_rate = 3e-5;
+  std::string schedule = "articles";  ///< articles | exponential | constant
+  std::string estimator = "soft";     ///< soft | st | gumbel-rao
+  bool hard = false;                  ///< shorthand for estimator = st
+  Index rao_samples = 10;
+  std::uint64_t seed = 2020;
+  int threads = 1;
+  std::string data_dir = "data/mnist";
+  std::string output_dir = "out/vae_mnist";
+  bool resume = false;
+  bool overwrite = false;
+  Index train_limit = 0;  ///< use only the first n training images (0: all)
+  Index test_limit = 0;
+  bool quiet = false;
+};
+
+/// Throws gumbel::ValueError naming the first invalid option and why.
+void validate(const Options& options);
+
+/// Trains (or resumes) and writes the output folder; returns the history of every epoch.
+std::vector<EpochRecord> run(const Options& options);
+
+}  // namespace vae

@@ -1,0 +1,269 @@
+// The MNIST VAE example's pieces on small synthetic IDX files: the reader and its errors, a
+// short training run and every output file, checkpoint round trip, resume and corruption.
+#include "test_util.hpp"
+
+#include <zlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#include "checkpoint.hpp"
+#include "idx.hpp"
+#include "train.hpp"
+
+namespace fs = std::filesystem;
+using test::message_of;
+
+namespace {
+
+std::string idx_bytes(std::vector<std::uint32_t> dims, const std::vector<std::uint8_t>& data) {
+  std::string out{'\0', '\0', '\x08', char(dims.size())};
+  for (std::uint32_t d : dims) {
+    for (int shift = 24; shift >= 0; shift -= 8) out += char((d >> shift) & 0xff);
+  }
+  out.append(data.begin(), data.end());
+  return out;
+}
+
+void write(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+vae::IdxArray parse(const std::string& bytes) {
+  return vae::parse_idx(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), "f.idx");
+}
+
+/// A fresh folder under the build tree for one test.
+fs::path scratch_dir(const std::string& name) {
+  const fs::path dir = fs::current_path() / "vae_test_work" / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+/// Synthetic 8x8 "digits": each image is one of three stripe patterns with noise, so that a
+/// model with three classes per latent has something to learn.
+void write_dataset(const fs::path& dir, const std::string& prefix, std::uint32_t count,
+                   std::uint64_t seed) {
+  gumbel::Generator gen(seed);
+  const gumbel::Matrix<float> noise = gen.uniform<float>(count, 64);
+  std::vector<std::uint8_t> pixels, labels;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const int kind = int(i % 3);
+    for (int p = 0; p < 64; ++p) {
+      const int row = p / 8, col = p % 8;
+      const bool on = kind == 0 ? row % 2 == 0 : kind == 1 ? col % 2 == 0 : row == col;
+      pixels.push_back(std::uint8_t(std::min(255.0f, (on ? 200.0f : 10.0f) + 50.0f * noise(i, p))));
+    }
+    labels.push_back(std::uint8_t(kind));
+  }
+  write(dir / (prefix + "-images-idx3-ubyte"), idx_bytes({count, 8, 8}, pixels));
+  write(dir / (prefix + "-labels-idx1-ubyte"), idx_bytes({count}, labels));
+}
+
+vae::Options small_options(const fs::path& data, const fs::path& out) {
+  vae::Options o;
+  o.epochs = 3;
+  o.batch_size = 20;
+  o.latents = 4;
+  o.classes = 3;
+  o.lr = 3e-3;
+  o.data_dir = data.string();
+  o.output_dir = out.string();
+  o.quiet = true;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("IDX: a valid file parses, every corruption is named with the file") {
+  const auto ok = parse(idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6}));
+  CHECK(ok.dims == std::vector<std::uint32_t>{2, 3});
+  CHECK(ok.data == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
+
+  const auto error = [](const std::string& bytes) {
+    return message_of<vae::DataError>([&] { parse(bytes); });
+  };
+  CHECK(error(std::string("\0\0", 2)).find("f.idx: too short") == 0);
+  CHECK(error(std::string("\1\0\x08\1", 4)).find("not an IDX file") != std::string::npos);
+  CHECK(error(std::string("\0\0\x0d\1", 4)).find("element type") != std::string::npos);
+  CHECK(error(std::string("\0\0\x08\0", 4)).find("0 dimensions") != std::string::npos);
+  CHECK(error(std::string("\0\0\x08\2\0\0", 6)).find("truncated inside its header") !=
+        std::string::npos);
+  CHECK(error(idx_bytes({2, 0}, {})).find("dimension 1 is 0") != std::string::npos);
+  CHECK(error(idx_bytes({2, 3}, {1, 2, 3})).find("truncated: the header promises 6 bytes") !=
+        std::string::npos);
+  CHECK(error(idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6, 7})).find("1 unexpected bytes") !=
+        std::string::npos);
+  CHECK(error(idx_bytes({65536, 65536, 65536, 65536}, {})).find("overflow") != std::string::npos);
+}
+
+TEST_CASE("IDX: files are read plain or gzip-compressed; missing files and mismatches are errors") {
+  const fs::path dir = scratch_dir("idx_files");
+  write_dataset(dir, "train", 30, 1);
+  const auto plain = vae::read_idx((dir / "train-images-idx3-ubyte").string());
+  // The same bytes gzip-compressed under the .gz name.
+  const std::string raw = idx_bytes({30, 8, 8}, plain.data);
+  gzFile gz = gzopen((dir / "t10k-images-idx3-ubyte.gz").string().c_str(), "wb");
+  gzwrite(gz, raw.data(), unsigned(raw.size()));
+  gzclose(gz);
+  fs::copy(dir / "train-labels-idx1-ubyte", dir / "t10k-labels-idx1-ubyte");
+  const vae::Dataset test = vae::load_split(dir.string(), "t10k");
+  CHECK(test.images.rows() == 30);
+  CHECK(test.images.cols() == 64);
+  CHECK(test.images(0, 0) == float(plain.data[0]) / 255.0f);
+  CHECK(vae::load_split(dir.string(), "t10k", 7).images.rows() == 7);
+
+  CHECK(message_of<vae::DataError>([&] {
+          vae::load_split(dir.string(), "nope");
+        }).find("not found") != std::string::npos);
+  write(dir / "bad-images-idx3-ubyte", idx_bytes({4, 8, 8}, std::vector<std::uint8_t>(256)));
+  write(dir / "bad-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}));
+  CHECK(message_of<vae::DataError>([&] {
+          vae::load_split(dir.string(), "bad");
+        }).find("holds 4 images but") != std::string::npos);
+  write(dir / "bad-labels-idx1-ubyte", idx_bytes({4}, {1, 2, 3, 12}));
+  CHECK(message_of<vae::DataError>([&] {
+          vae::load_split(dir.string(), "bad");
+        }).find("label 12 at index 3") != std::string::npos);
+}
+
+TEST_CASE("a short training run lowers the loss and writes every output file") {
+  const fs::path data = scratch_dir("data_short");
+  write_dataset(data, "train", 200, 2);
+  write_dataset(data, "t10k", 60, 3);
+  const fs::path out = scratch_dir("out_short");
+  const auto history = vae::run(small_options(data, out));
+  REQUIRE(history.size() == 3);
+  CHECK(history.back().train_loss < history.front().train_loss);
+  CHECK(history.back().test_loss < history.front().test_loss);
+
+  for (int epoch = 1; epoch <= 3; ++epoch) {
+    for (const char* stem : {"reconstructions", "samples"}) {
+      char name[64];
+      std::snprintf(name, sizeof name, "%s_epoch%03d.png", stem, epoch);
+      int w = 0, h = 0, channels = 0;
+      unsigned char* img = stbi_load((out / name).string().c_str(), &w, &h, &channels, 0);
+      INFO(name);
+      REQUIRE(img != nullptr);
+      CHECK(channels == 1);
+      CHECK(w > 8 * 2 * 8);
+      CHECK(h > 8 * 2);
+      stbi_image_free(img);
+    }
+  }
+  std::ifstream csv(out / "loss.csv");
+  std::string line;
+  std::getline(csv, line);
+  CHECK(line == "epoch,train_loss,test_loss,temperature,seconds,images_per_second");
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  CHECK(rows == 3);
+  const auto metrics = nlohmann::json::parse(std::ifstream(out / "metrics.json"));
+  CHECK(metrics["final_test_loss"].get<double>() == history.back().test_loss);
+  CHECK(metrics["epochs"].size() == 3);
+  CHECK(metrics["settings"]["latents"] == "4");
+  std::ifstream svg(out / "loss.svg");
+  std::getline(svg, line);
+  CHECK(line.rfind("<svg", 0) == 0);
+  CHECK(fs::file_size(out / "weights" / "enc1.weight.npy") ==
+        128 + 512 * 64 * 4);  // header + 512x64 floats
+  CHECK(fs::exists(out / "checkpoint.bin"));
+
+  // A second run into the same folder must not silently replace the first.
+  CHECK(message_of<gumbel::ValueError>([&] {
+          vae::run(small_options(data, out));
+        }).find("--resume") != std::string::npos);
+}
+
+TEST_CASE(
+    "resume continues exactly: 2 epochs + resume to 4 equals 4 straight, for each estimator") {
+  const fs::path data = scratch_dir("data_resume");
+  write_dataset(data, "train", 100, 4);
+  write_dataset(data, "t10k", 40, 5);
+  for (const char* estimator : {"soft", "st", "gumbel-rao"}) {
+    CAPTURE(estimator);
+    vae::Options straight = small_options(data, scratch_dir(std::string("straight_") + estimator));
+    straight.epochs = 4;
+    straight.estimator = estimator;
+    const auto full = vae::run(straight);
+
+    vae::Options part = straight;
+    part.output_dir = scratch_dir(std::string("resumed_") + estimator).string();
+    part.epochs = 2;
+    vae::run(part);
+    part.epochs = 4;
+    part.resume = true;
+    const auto resumed = vae::run(part);
+    REQUIRE(resumed.size() == 4);
+    for (std::size_t e = 0; e < 4; ++e) {
+      CHECK(resumed[e].train_loss == full[e].train_loss);
+      CHECK(resumed[e].test_loss == full[e].test_loss);
+    }
+  }
+}
+
+TEST_CASE("corrupt, truncated or mismatched checkpoints are refused with a clear message") {
+  const fs::path data = scratch_dir("data_ckpt");
+  write_dataset(data, "train", 40, 6);
+  write_dataset(data, "t10k", 20, 7);
+  const fs::path out = scratch_dir("out_ckpt");
+  vae::Options o = small_options(data, out);
+  o.epochs = 1;
+  vae::run(o);
+  const fs::path ckpt = out / "checkpoint.bin";
+  std::string bytes;
+  {
+    std::ifstream in(ckpt, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  o.resume = true;
+  o.epochs = 2;
+
+  vae::Options other = o;
+  other.latents = 5;
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(other);
+        }).find("latents = 4, but this run has latents = 5") != std::string::npos);
+
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x20;
+  write(ckpt, flipped);
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find("checksum mismatch") !=
+        std::string::npos);
+  write(ckpt, bytes.substr(0, bytes.size() - 100));
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find("truncated") !=
+        std::string::npos);
+  write(ckpt, "not a checkpoint at all");
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find(ckpt.string()) == 0);
+  write(ckpt, bytes);
+  CHECK(vae::run(o).size() == 2);
+}
+
+TEST_CASE("invalid options are refused before any work, naming the option") {
+  vae::Options o;
+  o.tau_min = 2.0;
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(o); }).find("--tau-min") == 0);
+  o = vae::Options{};
+  o.estimator = "magic";
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(o); }).find("magic") !=
+        std::string::npos);
+  o = vae::Options{};
+  o.classes = 1;
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(o); }).find("--classes") == 0);
+}
