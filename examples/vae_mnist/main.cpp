@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Train a VAE with N categorical latents of K classes on MNIST using the Gumbel-Softmax "
       "relaxation (soft), the straight-through Gumbel estimator (--hard) or Gumbel-Rao."};
+  // A later flag overrides an earlier one, so wrapper scripts can set defaults.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "Images per step")->capture_default_str();
   app.add_option("-N,--latents", o.latents, "Number of categorical latents N")
@@ -46,7 +48,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--test-limit", o.test_limit, "Use only the first n test images (0: all)")
       ->capture_default_str();
-  app.add_flag("--quiet", o.quiet, "No progress output");
+  app.add_flag("--quiet", o.quiet,
+               "No progress bar (the summary line of each epoch is still printed)");
   CLI11_PARSE(app, argc, argv);
 
   try {

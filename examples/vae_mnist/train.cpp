@@ -334,7 +334,7 @@ std::vector<EpochRecord> run(const Options& o) {
     }
     write_reports(out_dir, o, estimator, progress.history);
     save_checkpoint(checkpoint_path, progress, adam);
-    if (!o.quiet) {
+    {
       std::printf("epoch %3lld  train loss %.4f  test loss %.4f  tau %.4f  %.1f s  %.0f img/s\n",
                   static_cast<long long>(epoch), record.train_loss, record.test_loss, tau, seconds,
                   record.images_per_second);

@@ -43,14 +43,22 @@ class Adam {
     const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(double(options_.beta2), t)));
     const T b1 = options_.beta1;
     const T b2 = options_.beta2;
+    const T wd = options_.weight_decay;
+    const T eps = options_.eps;
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      Parameter<T>& p = *params_[i];
-      auto m = m_[i].array();
-      auto v = v_[i].array();
-      const auto g = p.grad.array() + options_.weight_decay * p.value.array();
-      m = b1 * m + (T(1) - b1) * g;
-      v = b2 * v + (T(1) - b2) * g.square();
-      p.value.array() -= step_size * m / (v.sqrt() / sqrt_bc2 + options_.eps);
+      // One fused pass over parameter, gradient and both moments (the compiler vectorises it);
+      // Eigen expressions would need a pass per assignment.
+      T* p = params_[i]->value.data();
+      const T* grad = params_[i]->grad.data();
+      T* m = m_[i].data();
+      T* v = v_[i].data();
+      const Index n = params_[i]->size();
+      for (Index j = 0; j < n; ++j) {
+        const T g = grad[j] + wd * p[j];
+        m[j] = b1 * m[j] + (T(1) - b1) * g;
+        v[j] = b2 * v[j] + (T(1) - b2) * g * g;
+        p[j] -= step_size * m[j] / (std::sqrt(v[j]) / sqrt_bc2 + eps);
+      }
     }
   }
 
