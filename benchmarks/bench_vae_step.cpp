@@ -3,8 +3,8 @@
 // steady-state step as a counter.
 #include <benchmark/benchmark.h>
 
-#include "alloc_counter.hpp"
 #include "model.hpp"
+#include "support/alloc_counter.hpp"
 
 namespace {
 
@@ -29,13 +29,13 @@ void BM_VaeTrainStep(benchmark::State& state) {
   };
   step();  // warm the tape's arena
   step();
-  const long before = bench::allocations();
+  const long before = alloc_counter::count();
   long steps = 0;
   for (auto _ : state) {
     step();
     ++steps;
   }
-  state.counters["allocs_per_step"] = double(bench::allocations() - before) / double(steps);
+  state.counters["allocs_per_step"] = double(alloc_counter::count() - before) / double(steps);
   state.SetItemsProcessed(state.iterations() * 100);
 }
 BENCHMARK(BM_VaeTrainStep)

@@ -257,7 +257,7 @@ TEST_CASE("Gumbel-Rao: ST's forward value, ST itself with one sample, same mean,
 }
 
 TEST_CASE_TEMPLATE(
-    "masked classes are never sampled and give no NaN; an all-masked row is an error", T, float,
+    "masked classes are never sampled and give no NaN, an all-masked row is an error", T, float,
     double) {
   const T inf = std::numeric_limits<T>::infinity();
   Matrix<T> l = Generator(2).normal<T>(500, 6);

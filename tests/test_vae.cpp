@@ -113,7 +113,7 @@ TEST_CASE("IDX: a valid file parses, every corruption is named with the file") {
   CHECK(error(idx_bytes({65536, 65536, 65536, 65536}, {})).find("overflow") != std::string::npos);
 }
 
-TEST_CASE("IDX: files are read plain or gzip-compressed; missing files and mismatches are errors") {
+TEST_CASE("IDX: files are read plain or gzip-compressed, missing files and mismatches are errors") {
   const fs::path dir = scratch_dir("idx_files");
   write_dataset(dir, "train", 30, 1);
   const auto plain = vae::read_idx((dir / "train-images-idx3-ubyte").string());

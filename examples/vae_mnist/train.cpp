@@ -315,16 +315,18 @@ std::vector<EpochRecord> run(const Options& o) {
     progress.history.push_back(record);
     progress.epochs_done = epoch;
 
-    // Originals above their reconstructions, 16 per row.
+    // Originals above their reconstructions, up to 16 per row; unused cells stay black.
     const Index shown = recon.rows();
-    Matrix grid(2 * shown, shape.pixels);
+    const Index per_row = std::min<Index>(16, shown);
+    const Index pairs = (shown + per_row - 1) / per_row;
+    Matrix grid = Matrix::Zero(2 * per_row * pairs, shape.pixels);
     for (Index i = 0; i < shown; ++i) {
-      const Index block = i / 16, col = i % 16;
-      grid.row(block * 32 + col) = test.images.row(i);
-      grid.row(block * 32 + 16 + col) = recon.row(i);
+      const Index cell = (i / per_row) * 2 * per_row + i % per_row;
+      grid.row(cell) = test.images.row(i);
+      grid.row(cell + per_row) = recon.row(i);
     }
     write_image_grid((out_dir / epoch_file("reconstructions", epoch)).string(), grid, test.rows,
-                     test.cols, std::min<Index>(16, shown));
+                     test.cols, per_row);
     {
       gumbel::Tape<float> decode_tape;
       decode_tape.set_grad_enabled(false);
