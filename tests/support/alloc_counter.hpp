@@ -1,6 +1,8 @@
 // Counts heap allocations of the whole binary by interposing glibc's malloc family, so that
 // allocations made by Eigen (malloc) and by operator new (which calls malloc) are both seen.
 // Include in exactly one translation unit of a binary that is not built with sanitizers.
+// (posix_memalign is left alone: clang's mm_malloc.h redeclares it with another exception
+// specification; Eigen and libstdc++ allocate through malloc and aligned_alloc.)
 #pragma once
 
 #include <malloc.h>
@@ -47,10 +49,5 @@ void* memalign(std::size_t alignment, std::size_t size) noexcept {
 void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
   alloc_counter::note();
   return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
-  alloc_counter::note();
-  *out = __libc_memalign(alignment, size);
-  return *out == nullptr ? 12 /* ENOMEM */ : 0;
 }
 }

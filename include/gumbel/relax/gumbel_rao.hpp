@@ -41,24 +41,22 @@ template <class T>
 Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& gen,
                   Index samples = 10) {
   constexpr const char* op = "gumbel_rao";
-  Tape<T>& tape = detail::tape_of(op, logits);
-  if (logits.cols() == 0) detail::fail<ShapeError>(op, "logits have 0 classes");
-  detail::require_temperature(op, T(tau));
   if (samples < 1) detail::fail<ValueError>(op, "samples = ", samples, " must be at least 1");
-  const Index rows = logits.rows();
-  const Index k = logits.cols();
+  const detail::SamplingNode<T> node = detail::begin_sampling(op, logits, T(tau), Var<T>(), gen);
+  Tape<T>& tape = *node.tape;
+  const Index rows = node.rows;
+  const Index k = node.k;
   const Index n = rows * k;
-  const T inv_tau = T(1) / T(tau);
-
-  Var<T> y = tape.make(rows, k, logits.requires_grad());
+  const T inv_tau = node.inv_tau;
+  const std::uint64_t first = node.first;
+  const Var<T> y = node.out;
   T* soft = logits.requires_grad() ? tape.scratch(samples * n) : tape.scratch(n);
   T* out = y.value_mut().data();
   const T* l = logits.value().data();
-  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(n));
-  const std::uint64_t extra =
-      logits.requires_grad() ? gen.advance(Generator::blocks_for<T>(n) * std::uint64_t(samples - 1))
-                             : 0;
+  // The conditional draws are reserved even when no gradient is needed, so the generator
+  // moves by the same amount either way.
   const std::uint64_t stride = Generator::blocks_for<T>(n);
+  const std::uint64_t extra = gen.advance(stride * std::uint64_t(samples - 1));
   const Index draws = logits.requires_grad() ? samples : 1;
   detail::RowFailure failure;
   detail::parallel_rows(rows, k * draws, [&](Index i) {

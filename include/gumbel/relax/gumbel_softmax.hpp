@@ -79,27 +79,52 @@ T temperature_of(const char* op, const Var<T>& logits, const Var<T>& tau) {
   return tau.item();
 }
 
+/// What every sampling node does first: check its operands, make its output node and reserve
+/// the noise of one draw over all rows x k elements.
+template <class T>
+struct SamplingNode {
+  Tape<T>* tape;
+  Var<T> out;
+  Index rows;
+  Index k;
+  T inv_tau;
+  bool tau_grad;        ///< the temperature is a variable that needs its gradient
+  std::uint64_t first;  ///< first Philox block of the draw
+};
+
+template <class T>
+SamplingNode<T> begin_sampling(const char* op, const Var<T>& logits, T tau, const Var<T>& tau_var,
+                               Generator& gen) {
+  Tape<T>& tape = tau_var.empty() ? tape_of(op, logits) : tape_of(op, logits, tau_var);
+  if (logits.cols() == 0) {
+    fail<ShapeError>(op, "logits have 0 classes: ", shape_str(logits.rows(), 0));
+  }
+  require_temperature(op, tau);
+  const bool tau_grad = !tau_var.empty() && tau_var.requires_grad();
+  const Index rows = logits.rows();
+  const Index k = logits.cols();
+  Var<T> out = tape.make(rows, k, logits.requires_grad() || tau_grad);
+  return {
+      &tape, out, rows, k, T(1) / tau, tau_grad, gen.advance(Generator::blocks_for<T>(rows * k))};
+}
+
 /// gumbel_softmax with the temperature given as a number (`tau_var` empty) or a 1x1 variable.
 template <class T>
 Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen,
                            bool hard) {
   const char* op = hard ? "gumbel_softmax(hard)" : "gumbel_softmax";
-  Tape<T>& tape = tau_var.empty() ? tape_of(op, logits) : tape_of(op, logits, tau_var);
-  if (logits.cols() == 0)
-    fail<ShapeError>(op, "logits have 0 classes: ", shape_str(logits.rows(), 0));
-  require_temperature(op, tau);
-  const bool tau_grad = !tau_var.empty() && tau_var.requires_grad();
-  const Index rows = logits.rows();
-  const Index k = logits.cols();
-  const T inv_tau = T(1) / tau;
-
-  Var<T> y = tape.make(rows, k, logits.requires_grad() || tau_grad);
+  const SamplingNode<T> node = begin_sampling(op, logits, tau, tau_var, gen);
+  const Index rows = node.rows;
+  const Index k = node.k;
+  const T inv_tau = node.inv_tau;
+  const bool tau_grad = node.tau_grad;
+  const std::uint64_t first = node.first;
+  const Var<T> y = node.out;
   // The straight-through node shows the one-hot but differentiates the soft sample, which it
   // keeps in scratch memory; the soft node's value is the soft sample itself.
-  T* soft = hard ? tape.scratch(rows * k) : y.value_mut().data();
+  T* soft = hard ? node.tape->scratch(rows * k) : y.value_mut().data();
   T* out = y.value_mut().data();
   const T* l = logits.value().data();
-  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * k));
   RowFailure failure;
   parallel_rows(rows, k, [&](Index i) {
     T* s = soft + i * k;
@@ -118,7 +143,7 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
 
   // y = softmax((l + g) / tau) (soft; hard shows its one-hot) ;
   // dz = y * (dy - <dy, y>), dl += dz / tau, dtau -= sum_j dz_j ln y_j / tau
-  tape.on_backward(y, [logits, tau_var, tau_grad, y, soft, rows, k, inv_tau] {
+  node.tape->on_backward(y, [logits, tau_var, tau_grad, y, soft, rows, k, inv_tau] {
     const ConstMatrixMap<T> s(soft, rows, k);
     const auto dy = y.grad();
     T dtau = T(0);
@@ -157,18 +182,15 @@ namespace detail {
 template <class T>
 Var<T> gumbel_softmax_log_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen) {
   constexpr const char* op = "gumbel_softmax_log";
-  Tape<T>& tape = tau_var.empty() ? tape_of(op, logits) : tape_of(op, logits, tau_var);
-  if (logits.cols() == 0)
-    fail<ShapeError>(op, "logits have 0 classes: ", shape_str(logits.rows(), 0));
-  require_temperature(op, tau);
-  const bool tau_grad = !tau_var.empty() && tau_var.requires_grad();
-  const Index rows = logits.rows();
-  const Index k = logits.cols();
-  const T inv_tau = T(1) / tau;
-  Var<T> y = tape.make(rows, k, logits.requires_grad() || tau_grad);
+  const SamplingNode<T> node = begin_sampling(op, logits, tau, tau_var, gen);
+  const Index rows = node.rows;
+  const Index k = node.k;
+  const T inv_tau = node.inv_tau;
+  const bool tau_grad = node.tau_grad;
+  const std::uint64_t first = node.first;
+  const Var<T> y = node.out;
   T* out = y.value_mut().data();
   const T* l = logits.value().data();
-  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * k));
   RowFailure failure;
   parallel_rows(rows, k, [&](Index i) {
     T* row = out + i * k;
@@ -180,7 +202,7 @@ Var<T> gumbel_softmax_log_node(const Var<T>& logits, T tau, const Var<T>& tau_va
 
   // y = log_softmax((l + g) / tau) ;
   // dz = dy - exp(y) sum_j dy_j, dl += dz / tau, dtau -= sum_j dz_j y_j / tau (masked j skipped)
-  tape.on_backward(y, [logits, tau_var, tau_grad, y, rows, inv_tau] {
+  node.tape->on_backward(y, [logits, tau_var, tau_grad, y, rows, inv_tau] {
     const auto yv = y.value();
     const auto dy = y.grad();
     T dtau = T(0);
