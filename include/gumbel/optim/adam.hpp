@@ -2,6 +2,7 @@
 // corrected root second moment, weight decay as an L2 term added to the gradient.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <utility>
@@ -45,19 +46,22 @@ class Adam {
     const T b2 = options_.beta2;
     const T wd = options_.weight_decay;
     const T eps = options_.eps;
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      // One fused pass over parameter, gradient and both moments (the compiler vectorises it);
-      // Eigen expressions would need a pass per assignment.
-      T* p = params_[i]->value.data();
-      const T* grad = params_[i]->grad.data();
-      T* m = m_[i].data();
-      T* v = v_[i].data();
+      // Cache-sized chunks: the three vectorised expressions below then read each chunk from
+      // memory once, as a single fused loop would (a plain loop does not vectorise std::sqrt).
+      constexpr Index kChunk = 2048;
       const Index n = params_[i]->size();
-      for (Index j = 0; j < n; ++j) {
-        const T g = grad[j] + wd * p[j];
-        m[j] = b1 * m[j] + (T(1) - b1) * g;
-        v[j] = b2 * v[j] + (T(1) - b2) * g * g;
-        p[j] -= step_size * m[j] / (std::sqrt(v[j]) / sqrt_bc2 + eps);
+      for (Index j = 0; j < n; j += kChunk) {
+        const Index len = std::min(kChunk, n - j);
+        Eigen::Map<Array> p(params_[i]->value.data() + j, len);
+        Eigen::Map<const Array> grad(params_[i]->grad.data() + j, len);
+        Eigen::Map<Array> m(m_[i].data() + j, len);
+        Eigen::Map<Array> v(v_[i].data() + j, len);
+        const auto g = grad + wd * p;
+        m = b1 * m + (T(1) - b1) * g;
+        v = b2 * v + (T(1) - b2) * g.square();
+        p -= step_size * m / (v.sqrt() / sqrt_bc2 + eps);
       }
     }
   }
