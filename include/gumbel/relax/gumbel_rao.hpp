@@ -43,26 +43,19 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
   constexpr const char* op = "gumbel_rao";
   if (samples < 1) detail::fail<ValueError>(op, "samples = ", samples, " must be at least 1");
   const detail::SamplingNode<T> node = detail::begin_sampling(op, logits, T(tau), Var<T>(), gen);
-  Tape<T>& tape = *node.tape;
   const Index rows = node.rows;
   const Index k = node.k;
   const Index n = rows * k;
   const T inv_tau = node.inv_tau;
-  const std::uint64_t first = node.first;
-  const Var<T> y = node.out;
-  T* soft = logits.requires_grad() ? tape.scratch(samples * n) : tape.scratch(n);
-  T* out = y.value_mut().data();
-  const T* l = logits.value().data();
   // The conditional draws are reserved even when no gradient is needed, so the generator
   // moves by the same amount either way.
   const std::uint64_t stride = Generator::blocks_for<T>(n);
   const std::uint64_t extra = gen.advance(stride * std::uint64_t(samples - 1));
   const Index draws = logits.requires_grad() ? samples : 1;
-  detail::RowFailure failure;
-  detail::parallel_rows(rows, k * draws, [&](Index i) {
-    T* s0 = soft + i * k;
-    const Index top = detail::perturb_row(gen, first, i, l + i * k, s0, k);
-    if (top < 0) return failure.report(i);
+  T* soft = node.tape->scratch(draws * n);
+  T* out = node.out.value_mut().data();
+  const T* l = logits.value().data();
+  detail::perturb_rows(op, node, logits, gen, soft, k * draws, [&](Index i, T* s0, Index top) {
     detail::softmax_row(s0, k, s0[top], inv_tau);
     detail::RowArray<T>(out + i * k, k).setZero();
     out[i * k + top] = T(1);
@@ -73,9 +66,8 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
       detail::softmax_row(s, k, s[top], inv_tau);
     }
   });
-  failure.throw_if_failed(op);
 
-  tape.on_backward(y, [logits, y, soft, rows, k, samples, inv_tau] {
+  node.tape->on_backward(node.out, [logits, y = node.out, soft, rows, k, samples, inv_tau] {
     const auto dy = y.grad();
     auto dl = logits.grad_mut();
     const T weight = inv_tau / T(samples);
@@ -88,7 +80,7 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
       }
     }
   });
-  return y;
+  return node.out;
 }
 
 }  // namespace gumbel

@@ -108,54 +108,58 @@ SamplingNode<T> begin_sampling(const char* op, const Var<T>& logits, T tau, cons
       &tape, out, rows, k, T(1) / tau, tau_grad, gen.advance(Generator::blocks_for<T>(rows * k))};
 }
 
+/// Writes the perturbed logits l + g of every row i to dest + i k, rows in parallel, and calls
+/// finish(i, row, argmax) on each; throws the op's error when a row is unusable.
+template <class T, class Finish>
+void perturb_rows(const char* op, const SamplingNode<T>& node, const Var<T>& logits,
+                  const Generator& gen, T* dest, Index work_per_row, Finish&& finish) {
+  const T* l = logits.value().data();
+  const Index k = node.k;
+  RowFailure failure;
+  parallel_rows(node.rows, work_per_row, [&](Index i) {
+    T* row = dest + i * k;
+    const Index arg = perturb_row(gen, node.first, i, l + i * k, row, k);
+    if (arg < 0) return failure.report(i);
+    finish(i, row, arg);
+  });
+  failure.throw_if_failed(op);
+}
+
 /// gumbel_softmax with the temperature given as a number (`tau_var` empty) or a 1x1 variable.
 template <class T>
 Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen,
                            bool hard) {
   const char* op = hard ? "gumbel_softmax(hard)" : "gumbel_softmax";
   const SamplingNode<T> node = begin_sampling(op, logits, tau, tau_var, gen);
-  const Index rows = node.rows;
   const Index k = node.k;
-  const T inv_tau = node.inv_tau;
-  const bool tau_grad = node.tau_grad;
-  const std::uint64_t first = node.first;
-  const Var<T> y = node.out;
   // The straight-through node shows the one-hot but differentiates the soft sample, which it
   // keeps in scratch memory; the soft node's value is the soft sample itself.
-  T* soft = hard ? node.tape->scratch(rows * k) : y.value_mut().data();
-  T* out = y.value_mut().data();
-  const T* l = logits.value().data();
-  RowFailure failure;
-  parallel_rows(rows, k, [&](Index i) {
-    T* s = soft + i * k;
-    const Index arg = perturb_row(gen, first, i, l + i * k, s, k);
-    if (arg < 0) {
-      failure.report(i);
-      return;
-    }
-    softmax_row(s, k, s[arg], inv_tau);
+  T* out = node.out.value_mut().data();
+  T* soft = hard ? node.tape->scratch(node.rows * k) : out;
+  perturb_rows(op, node, logits, gen, soft, k, [&](Index i, T* row, Index arg) {
+    softmax_row(row, k, row[arg], node.inv_tau);
     if (hard) {
       RowArray<T>(out + i * k, k).setZero();
       out[i * k + arg] = T(1);
     }
   });
-  failure.throw_if_failed(op);
 
   // y = softmax((l + g) / tau) (soft; hard shows its one-hot) ;
   // dz = y * (dy - <dy, y>), dl += dz / tau, dtau -= sum_j dz_j ln y_j / tau
-  node.tape->on_backward(y, [logits, tau_var, tau_grad, y, soft, rows, k, inv_tau] {
-    const ConstMatrixMap<T> s(soft, rows, k);
-    const auto dy = y.grad();
+  node.tape->on_backward(node.out, [logits, tau_var, node, soft] {
+    const ConstMatrixMap<T> s(soft, node.rows, node.k);
+    const auto dy = node.out.grad();
+    const T inv_tau = node.inv_tau;
     T dtau = T(0);
-    for (Index i = 0; i < rows; ++i) {
+    for (Index i = 0; i < node.rows; ++i) {
       const auto si = s.row(i).array();
       const auto dz = si * (dy.row(i).array() - dy.row(i).dot(s.row(i)));
       if (logits.requires_grad()) logits.grad_mut().row(i).array() += dz * inv_tau;
-      if (tau_grad) dtau += (si > T(0)).select(dz * si.log(), T(0)).sum();
+      if (node.tau_grad) dtau += (si > T(0)).select(dz * si.log(), T(0)).sum();
     }
-    if (tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
+    if (node.tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
   });
-  return y;
+  return node.out;
 }
 
 }  // namespace detail
@@ -183,40 +187,28 @@ template <class T>
 Var<T> gumbel_softmax_log_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen) {
   constexpr const char* op = "gumbel_softmax_log";
   const SamplingNode<T> node = begin_sampling(op, logits, tau, tau_var, gen);
-  const Index rows = node.rows;
-  const Index k = node.k;
-  const T inv_tau = node.inv_tau;
-  const bool tau_grad = node.tau_grad;
-  const std::uint64_t first = node.first;
-  const Var<T> y = node.out;
-  T* out = y.value_mut().data();
-  const T* l = logits.value().data();
-  RowFailure failure;
-  parallel_rows(rows, k, [&](Index i) {
-    T* row = out + i * k;
-    const Index arg = perturb_row(gen, first, i, l + i * k, row, k);
-    if (arg < 0) return failure.report(i);
-    log_softmax_row(row, k, row[arg], inv_tau);
-  });
-  failure.throw_if_failed(op);
+  perturb_rows(
+      op, node, logits, gen, node.out.value_mut().data(), node.k,
+      [&](Index, T* row, Index arg) { log_softmax_row(row, node.k, row[arg], node.inv_tau); });
 
   // y = log_softmax((l + g) / tau) ;
   // dz = dy - exp(y) sum_j dy_j, dl += dz / tau, dtau -= sum_j dz_j y_j / tau (masked j skipped)
-  node.tape->on_backward(y, [logits, tau_var, tau_grad, y, rows, inv_tau] {
-    const auto yv = y.value();
-    const auto dy = y.grad();
+  node.tape->on_backward(node.out, [logits, tau_var, node] {
+    const auto yv = node.out.value();
+    const auto dy = node.out.grad();
+    const T inv_tau = node.inv_tau;
     T dtau = T(0);
-    for (Index i = 0; i < rows; ++i) {
+    for (Index i = 0; i < node.rows; ++i) {
       const auto yi = yv.row(i).array();
       const auto dz = dy.row(i).array() - exp_flush(yi) * dy.row(i).sum();
       if (logits.requires_grad()) logits.grad_mut().row(i).array() += dz * inv_tau;
-      if (tau_grad) {
+      if (node.tau_grad) {
         dtau += (yi > -std::numeric_limits<T>::infinity()).select(dz * yi, T(0)).sum();
       }
     }
-    if (tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
+    if (node.tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
   });
-  return y;
+  return node.out;
 }
 
 }  // namespace detail
