@@ -31,3 +31,39 @@ TEST_CASE("a steady-state training step allocates nothing") {
   }
   CHECK(during_step == 0);
 }
+
+// Products this large used to make Eigen allocate its packing buffers on every call, and a
+// serial OpenMP region made libgomp allocate a team.
+static long allocations_in_vae_sized_step(int threads) {
+  set_threads(threads);
+  Generator gen(6);
+  nn::Linear<float> encoder(784, 512, gen), latent(512, 300, gen), decoder(300, 784, gen);
+  ParameterList<float> params;
+  for (auto* layer : {&encoder, &latent, &decoder}) {
+    for (auto* p : layer->parameters()) params.push_back(p);
+  }
+  optim::Adam<float> adam(params);
+  const Matrix<float> x = gen.uniform<float>(100, 784);
+  Generator noise(7);
+  Tape<float> tape;
+  long during_step = -1;
+  for (int step = 0; step < 3; ++step) {
+    const long before = alloc_counter::count();
+    tape.clear();
+    adam.zero_grad();
+    const auto input = tape.constant(x);
+    const auto q = reshape(latent(relu(encoder(input))), 3000, 10);
+    const auto z = reshape(gumbel_softmax(q, 0.7f, noise), 100, 300);
+    const auto loss = binary_cross_entropy_with_logits(decoder(z), input, Reduction::sum) / 100.0f +
+                      kl_uniform(q, Reduction::sum) / 100.0f;
+    tape.backward(loss);
+    adam.step();
+    during_step = alloc_counter::count() - before;
+  }
+  return during_step;
+}
+
+TEST_CASE("a step at the VAE's sizes allocates nothing, on 1 and 2 threads") {
+  CHECK(allocations_in_vae_sized_step(1) == 0);
+  CHECK(allocations_in_vae_sized_step(2) == 0);
+}

@@ -148,3 +148,33 @@ TEST_CASE_TEMPLATE("KL divergences of categoricals", T, float, double) {
   CHECK(std::abs(kl_categorical(q, p).item() - T(kl_qp)) < tol<T>() * 10);
   CHECK(std::abs(kl_categorical(q, q).item()) < tol<T>());
 }
+
+TEST_CASE_TEMPLATE("products agree with Eigen's for every transpose, on 1 and 2 threads", T, float,
+                   double) {
+  Generator gen(11);
+  // Small enough for the coefficient-wise path, and large enough to pack and to split rows.
+  for (const Index n : {Index{3}, Index{37}, Index{300}}) {
+    const Matrix<T> a = gen.template normal<T>(n, n + 5);
+    const Matrix<T> b = gen.template normal<T>(n + 5, n + 2);
+    const Matrix<T> at = a.transpose();
+    const Matrix<T> bt = b.transpose();
+    const Matrix<T> start = gen.template normal<T>(n, n + 2);
+    const Matrix<T> expected = start + T(0.5) * (a * b);
+    for (const int threads : {1, 2}) {
+      set_threads(threads);
+      for (int variant = 0; variant < 4; ++variant) {
+        Matrix<T> out = start;
+        const bool ta = variant & 1;
+        const bool tb = variant & 2;
+        const auto lhs = ta ? detail::as_transposed<T>(at) : detail::as_operand<T>(a);
+        const auto rhs = tb ? detail::as_transposed<T>(bt) : detail::as_operand<T>(b);
+        detail::gemm_accumulate<T>(MatrixMap<T>(out.data(), out.rows(), out.cols()), lhs, rhs,
+                                   T(0.5));
+        INFO("n = ", n, ", threads = ", threads, ", variant = ", variant);
+        CHECK((out - expected).cwiseAbs().maxCoeff() <=
+              tol<T>() * T(n) * (T(1) + expected.cwiseAbs().maxCoeff()));
+      }
+    }
+  }
+  set_threads(max_threads());
+}

@@ -39,7 +39,12 @@ void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
 #ifdef _OPENMP
   const bool parallel = rows > 1 && rows * elements_per_row >= kParallelGrain &&
                         omp_get_max_threads() > 1 && !omp_in_parallel();
-#pragma omp parallel for schedule(static) if (parallel)
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < rows; ++i) body(i);
+    return;
+  }
+  // Not `if(parallel)` on the pragma: libgomp allocates a team even for a serial region.
   for (Index i = 0; i < rows; ++i) body(i);
 #else
   (void)elements_per_row;

@@ -1,6 +1,7 @@
 // Matrix products: matmul and the affine layer linear(x, W, b).
 #pragma once
 
+#include "gumbel/core/gemm.hpp"
 #include "gumbel/core/tape.hpp"
 
 namespace gumbel {
@@ -15,6 +16,15 @@ void require_linear_input(const Var<T>& x, const Var<T>& weight) {
   }
 }
 
+/// The shared part of both linear backwards: dx += dy W, dW += dy^T x.
+template <class T>
+void linear_backward(const Var<T>& x, const Var<T>& weight, const Var<T>& y) {
+  if (x.requires_grad())
+    gemm_accumulate(x.grad_mut(), as_operand<T>(y.grad()), as_operand<T>(weight.value()));
+  if (weight.requires_grad())
+    gemm_accumulate(weight.grad_mut(), as_transposed<T>(y.grad()), as_operand<T>(x.value()));
+}
+
 }  // namespace detail
 
 /// y = a b ;  da += dy b^T, db += a^T dy
@@ -27,10 +37,16 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
                              shape_str(b.rows(), b.cols()));
   }
   Var<T> y = tape.make(a.rows(), b.cols(), detail::any_requires_grad(a, b));
-  y.value_mut().noalias() = a.value() * b.value();
+  y.value_mut().setZero();
+  detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(a.value()),
+                          detail::as_operand<T>(b.value()));
   tape.on_backward(y, [a, b, y] {
-    if (a.requires_grad()) a.grad_mut().noalias() += y.grad() * b.value().transpose();
-    if (b.requires_grad()) b.grad_mut().noalias() += a.value().transpose() * y.grad();
+    using detail::as_operand;
+    using detail::as_transposed;
+    if (a.requires_grad())
+      detail::gemm_accumulate(a.grad_mut(), as_operand<T>(y.grad()), as_transposed<T>(b.value()));
+    if (b.requires_grad())
+      detail::gemm_accumulate(b.grad_mut(), as_transposed<T>(a.value()), as_operand<T>(y.grad()));
   });
   return y;
 }
@@ -47,14 +63,13 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias) {
                              shape_str(bias.rows(), bias.cols()));
   }
   Var<T> y = tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight, bias));
-  auto yv = y.value_mut();
-  yv.noalias() = x.value() * weight.value().transpose();
-  yv.rowwise() += bias.value().row(0);
+  // Start from the broadcast bias so the product adds into it: one pass fewer over y.
+  y.value_mut().rowwise() = bias.value().row(0);
+  detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(x.value()),
+                          detail::as_transposed<T>(weight.value()));
   tape.on_backward(y, [x, weight, bias, y] {
-    const auto dy = y.grad();
-    if (x.requires_grad()) x.grad_mut().noalias() += dy * weight.value();
-    if (weight.requires_grad()) weight.grad_mut().noalias() += dy.transpose() * x.value();
-    if (bias.requires_grad()) bias.grad_mut() += dy.colwise().sum();
+    detail::linear_backward(x, weight, y);
+    if (bias.requires_grad()) bias.grad_mut() += y.grad().colwise().sum();
   });
   return y;
 }
@@ -65,12 +80,10 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight) {
   Tape<T>& tape = detail::tape_of("linear", x, weight);
   detail::require_linear_input(x, weight);
   Var<T> y = tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight));
-  y.value_mut().noalias() = x.value() * weight.value().transpose();
-  tape.on_backward(y, [x, weight, y] {
-    const auto dy = y.grad();
-    if (x.requires_grad()) x.grad_mut().noalias() += dy * weight.value();
-    if (weight.requires_grad()) weight.grad_mut().noalias() += dy.transpose() * x.value();
-  });
+  y.value_mut().setZero();
+  detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(x.value()),
+                          detail::as_transposed<T>(weight.value()));
+  tape.on_backward(y, [x, weight, y] { detail::linear_backward(x, weight, y); });
   return y;
 }
 
