@@ -53,3 +53,44 @@ TEST_CASE("a generator is reproducible and its streams differ") {
   a.set_offset(0);
   CHECK(x == a.uniform<float>(3, 5));
 }
+
+TEST_CASE_TEMPLATE("batched uniforms equal the block-by-block definition, for any slice", T, float,
+                   double) {
+  const Generator gen(42, 3);
+  constexpr Index per = Generator::values_per_block<T>;
+  const std::uint64_t first = (std::uint64_t{1} << 32) - 5;  // the counter's low word wraps
+  // Slices that start mid-block, span several 16-block batches and end mid-block.
+  for (const Index begin : {Index{0}, Index{1}, Index{3}, Index{61}}) {
+    for (const Index count : {Index{1}, Index{7}, Index{64}, Index{200}, Index{1001}}) {
+      std::vector<T> batched(static_cast<std::size_t>(count));
+      gen.uniform_range(first, begin, count, batched.data());
+      for (Index j = 0; j < count; ++j) {
+        const Index e = begin + j;
+        const random::Words w = gen.block(first + static_cast<std::uint64_t>(e / per));
+        T expected;
+        if constexpr (std::is_same_v<T, float>) {
+          expected = random::uniform_open_float(w[static_cast<std::size_t>(e % per)]);
+        } else {
+          const std::size_t lane = 2 * static_cast<std::size_t>(e % per);
+          expected = random::uniform_open_double((std::uint64_t{w[lane + 1]} << 32) | w[lane]);
+        }
+        REQUIRE(batched[static_cast<std::size_t>(j)] == expected);
+      }
+    }
+  }
+}
+
+TEST_CASE("log_positive agrees with std::log over the range Gumbel noise uses") {
+  // Every uniform the generator can give a float, in steps, and the -log of those (up to 16.7).
+  double worst = 0;
+  for (std::uint32_t bits = 0; bits < (1u << 23); bits += 97) {
+    const float u = random::uniform_open_float(bits << 9);
+    for (const float x : {u, -std::log(u)}) {
+      const double exact = std::log(double(x));
+      const double error = std::abs(double(detail::log_positive(x)) - exact);
+      worst = std::max(worst, error / std::max(1.0, std::abs(exact)));
+    }
+  }
+  // A few float ulps of the result (an ulp of 1 is 1.2e-7).
+  CHECK(worst < 4e-7);
+}

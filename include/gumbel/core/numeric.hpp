@@ -1,7 +1,10 @@
 // Small numeric helpers shared by the ops.
 #pragma once
 
+#include <Eigen/Core>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace gumbel::detail {
@@ -10,13 +13,92 @@ namespace gumbel::detail {
 template <class T>
 inline const T kMinExpArg = std::log(std::numeric_limits<T>::min());
 
+/// e^x, exactly 0 where the result would be subnormal (see exp_flush). A functor with a packet
+/// path, because Eigen 3.4 evaluates `select` one scalar at a time: with it, every exp here
+/// became a call to libm's expf.
+template <class T>
+struct ExpFlushOp {
+  T operator()(const T& x) const { return x > kMinExpArg<T> ? std::exp(x) : T(0); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    return pand(pexp(x), pcmp_lt(pset1<Packet>(kMinExpArg<T>), x));
+  }
+};
+
+/// dy where v > 0, else 0 (relu's backward), vectorised for the same reason.
+template <class T>
+struct PassWherePositiveOp {
+  T operator()(const T& v, const T& dy) const { return v > T(0) ? dy : T(0); }
+  template <class Packet>
+  Packet packetOp(const Packet& v, const Packet& dy) const {
+    using namespace Eigen::internal;
+    return pand(dy, pcmp_lt(pzero(v), v));
+  }
+};
+
+}  // namespace gumbel::detail
+
+namespace Eigen::internal {
+template <class T>
+struct functor_traits<gumbel::detail::ExpFlushOp<T>> {
+  enum {
+    Cost = functor_traits<scalar_exp_op<T>>::Cost + 2,
+    PacketAccess = packet_traits<T>::HasExp
+  };
+};
+template <class T>
+struct functor_traits<gumbel::detail::PassWherePositiveOp<T>> {
+  enum { Cost = 2, PacketAccess = packet_traits<T>::Vectorizable };
+};
+}  // namespace Eigen::internal
+
+namespace gumbel::detail {
+
 /// e^x elementwise, exactly 0 where the result would be subnormal. Eigen's vectorised exp
 /// clamps its argument and returns about 1e-308 for -inf in double, which would give a masked
 /// class a probability that is not 0.
 template <class ArrayExpr>
 auto exp_flush(const ArrayExpr& x) {
-  using T = typename ArrayExpr::Scalar;
-  return (x > kMinExpArg<T>).select(x.exp(), T(0));
+  return x.unaryExpr(ExpFlushOp<typename ArrayExpr::Scalar>());
+}
+
+/// dy where v > 0, else 0.
+template <class V, class D>
+auto pass_where_positive(const V& v, const D& dy) {
+  return v.binaryExpr(dy, PassWherePositiveOp<typename V::Scalar>());
+}
+
+/// ln(x) for a positive, normal, finite float, written so that a loop over it vectorises.
+/// x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln x = e ln 2 + ln(1 + f), f = m - 1, and ln(1 + f)
+/// is the minimax polynomial of Cephes' logf (about 1 ulp on this range). Eigen's generic log
+/// also handles zeros, negatives, infinities and subnormals, which Gumbel noise never produces,
+/// and runs at a third of the speed.
+inline float log_positive(float x) noexcept {
+  std::uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  float exponent = static_cast<float>(static_cast<int>(bits >> 23) - 127);
+  bits = (bits & 0x007FFFFFu) | 0x3F800000u;  // the mantissa, as a float in [1, 2)
+  float m;
+  std::memcpy(&m, &bits, sizeof m);
+  if (m > 1.41421356f) {
+    m *= 0.5f;
+    exponent += 1.0f;
+  }
+  const float f = m - 1.0f;
+  const float f2 = f * f;
+  float poly = 7.0376836292e-2f;
+  poly = poly * f - 1.1514610310e-1f;
+  poly = poly * f + 1.1676998740e-1f;
+  poly = poly * f - 1.2420140846e-1f;
+  poly = poly * f + 1.4249322787e-1f;
+  poly = poly * f - 1.6668057665e-1f;
+  poly = poly * f + 2.0000714765e-1f;
+  poly = poly * f - 2.4999993993e-1f;
+  poly = poly * f + 3.3333331174e-1f;
+  // ln 2 split into a part exact in float and a small correction, as Cephes does.
+  float y = f * f2 * poly + exponent * -2.12194440e-4f - 0.5f * f2;
+  return f + y + exponent * 0.693359375f;
 }
 
 }  // namespace gumbel::detail

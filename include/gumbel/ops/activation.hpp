@@ -10,7 +10,9 @@ template <class T>
 Var<T> relu(const Var<T>& x) {
   return detail::unary(
       "relu", x, [](const auto& v) { return v.max(T(0)); },
-      [](const auto& v, const auto&, const auto& dy) { return (v > T(0)).select(dy, T(0)); });
+      [](const auto& v, const auto&, const auto& dy) {
+        return detail::pass_where_positive(v, dy);
+      });
 }
 
 /// y = 1 / (1 + e^-x) ;  dx += dy * y * (1 - y)

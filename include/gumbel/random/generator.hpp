@@ -1,6 +1,7 @@
 // A seeded stream of Philox blocks with a position, and uniform / normal fills built on it.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
@@ -27,7 +28,7 @@ class Generator {
     return random::philox4x32_10(
         {static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32),
          static_cast<std::uint32_t>(stream_), static_cast<std::uint32_t>(stream_ >> 32)},
-        {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)});
+        key());
   }
 
   /// Reserves `count` blocks and returns the index of the first.
@@ -47,19 +48,26 @@ class Generator {
   template <class T>
   void uniform_range(std::uint64_t first, Index begin, Index count, T* out) const noexcept {
     constexpr Index per = values_per_block<T>;
+    constexpr Index batch_values = per * random::kBatch;
     Index e = begin;
     const Index end = begin + count;
-    while (e < end) {
-      const random::Words w = block(first + static_cast<std::uint64_t>(e / per));
-      T u[per];
-      if constexpr (std::is_same_v<T, float>) {
-        for (int k = 0; k < 4; ++k) u[k] = random::uniform_open_float(w[k]);
-      } else {
-        u[0] = static_cast<T>(random::uniform_open_double((std::uint64_t{w[1]} << 32) | w[0]));
-        u[1] = static_cast<T>(random::uniform_open_double((std::uint64_t{w[3]} << 32) | w[2]));
+    // A partial first block, then whole batches of blocks, then what is left one block at a time.
+    if (e % per != 0) e = uniform_blocks(first, e, std::min(end, e + per - e % per), out - begin);
+    while (end - e >= batch_values) {
+      random::BatchWords w;
+      random::philox4x32_10_batch(first + static_cast<std::uint64_t>(e / per), stream_, key(), w);
+      T* dest = out + (e - begin);
+      for (int b = 0; b < random::kBatch; ++b) {
+        if constexpr (std::is_same_v<T, float>) {
+          for (int k = 0; k < 4; ++k) dest[4 * b + k] = random::uniform_open_float(w[k][b]);
+        } else {
+          dest[2 * b] = static_cast<T>(random::uniform_open_double(join(w[1][b], w[0][b])));
+          dest[2 * b + 1] = static_cast<T>(random::uniform_open_double(join(w[3][b], w[2][b])));
+        }
       }
-      for (Index lane = e % per; lane < per && e < end; ++lane, ++e) out[e - begin] = u[lane];
+      e += batch_values;
     }
+    uniform_blocks(first, e, end, out - begin);
   }
 
   /// Blocks a draw of `count` values of type T uses.
@@ -106,6 +114,33 @@ class Generator {
   }
 
  private:
+  random::Key key() const noexcept {
+    return {static_cast<std::uint32_t>(seed_), static_cast<std::uint32_t>(seed_ >> 32)};
+  }
+
+  static std::uint64_t join(std::uint32_t high, std::uint32_t low) noexcept {
+    return (std::uint64_t{high} << 32) | low;
+  }
+
+  /// Elements [e, end) of a draw, one block at a time; out_base[e] is element e's slot. Returns
+  /// end.
+  template <class T>
+  Index uniform_blocks(std::uint64_t first, Index e, Index end, T* out_base) const noexcept {
+    constexpr Index per = values_per_block<T>;
+    while (e < end) {
+      const random::Words w = block(first + static_cast<std::uint64_t>(e / per));
+      T u[per];
+      if constexpr (std::is_same_v<T, float>) {
+        for (int k = 0; k < 4; ++k) u[k] = random::uniform_open_float(w[k]);
+      } else {
+        u[0] = static_cast<T>(random::uniform_open_double(join(w[1], w[0])));
+        u[1] = static_cast<T>(random::uniform_open_double(join(w[3], w[2])));
+      }
+      for (Index lane = e % per; lane < per && e < end; ++lane, ++e) out_base[e] = u[lane];
+    }
+    return end;
+  }
+
   /// Turns two open uniforms into two independent normals, in place.
   template <class T>
   static void box_muller(T& u1, T& u2, T mean, T stddev) noexcept {

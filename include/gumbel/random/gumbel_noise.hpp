@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 
+#include "gumbel/core/numeric.hpp"
 #include "gumbel/core/parallel.hpp"
 #include "gumbel/random/generator.hpp"
 
@@ -14,8 +15,13 @@ namespace gumbel {
 template <class T>
 void gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index count, T* out) {
   gen.uniform_range(first, begin, count, out);
-  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> g(out, count);
-  g = -(-g.log()).log();
+  if constexpr (std::is_same_v<T, float>) {
+    // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
+    for (Index j = 0; j < count; ++j) out[j] = -detail::log_positive(-detail::log_positive(out[j]));
+  } else {
+    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> g(out, count);
+    g = -(-g.log()).log();
+  }
 }
 
 /// A rows x cols matrix of Gumbel(0, 1) noise. Rows are filled in parallel when OpenMP is on;

@@ -31,6 +31,48 @@ constexpr Words philox4x32_10(Words ctr, Key key) noexcept {
   return ctr;
 }
 
+/// Blocks a batch computes at once: with the words held lane by lane (structure of arrays), the
+/// compiler turns the rounds into vector multiplies over all 16 counters.
+inline constexpr int kBatch = 16;
+
+/// Words of kBatch consecutive blocks, word w of block b at words[w][b].
+using BatchWords = std::uint32_t[4][kBatch];
+
+/// philox4x32_10 for the counters {first + b, stream} of b = 0 .. kBatch - 1, all at once.
+inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key key,
+                                BatchWords& out) noexcept {
+  constexpr std::uint64_t kMul0 = 0xD2511F53u;
+  constexpr std::uint64_t kMul1 = 0xCD9E8D57u;
+  std::uint32_t c0[kBatch], c1[kBatch], c2[kBatch], c3[kBatch];
+  for (int b = 0; b < kBatch; ++b) {
+    const std::uint64_t index = first + static_cast<std::uint64_t>(b);
+    c0[b] = static_cast<std::uint32_t>(index);
+    c1[b] = static_cast<std::uint32_t>(index >> 32);
+    c2[b] = static_cast<std::uint32_t>(stream);
+    c3[b] = static_cast<std::uint32_t>(stream >> 32);
+  }
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      key[0] += 0x9E3779B9u;
+      key[1] += 0xBB67AE85u;
+    }
+    for (int b = 0; b < kBatch; ++b) {
+      const std::uint64_t p0 = kMul0 * c0[b];
+      const std::uint64_t p1 = kMul1 * c2[b];
+      c0[b] = static_cast<std::uint32_t>(p1 >> 32) ^ c1[b] ^ key[0];
+      c1[b] = static_cast<std::uint32_t>(p1);
+      c2[b] = static_cast<std::uint32_t>(p0 >> 32) ^ c3[b] ^ key[1];
+      c3[b] = static_cast<std::uint32_t>(p0);
+    }
+  }
+  for (int b = 0; b < kBatch; ++b) {
+    out[0][b] = c0[b];
+    out[1][b] = c1[b];
+    out[2][b] = c2[b];
+    out[3][b] = c3[b];
+  }
+}
+
 /// A uniform float on the open interval (0, 1) from 32 random bits: the top 23 bits plus half
 /// a step, i.e. one of 2^23 midpoints from 2^-24 to 1 - 2^-24. Both ends are exact floats, so
 /// neither 0 nor 1 can come out and log(u), log(-log u) stay finite. (24 bits plus half a step

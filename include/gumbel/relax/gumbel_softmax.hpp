@@ -108,21 +108,46 @@ SamplingNode<T> begin_sampling(const char* op, const Var<T>& logits, T tau, cons
       &tape, out, rows, k, T(1) / tau, tau_grad, gen.advance(Generator::blocks_for<T>(rows * k))};
 }
 
-/// Writes the perturbed logits l + g of every row i to dest + i k, rows in parallel, and calls
-/// finish(i, row, argmax) on each; throws the op's error when a row is unusable.
+/// Writes the perturbed logits l + g of every row to dest (row i at dest + i k), a block of
+/// rows at a time, and calls finish(first_row, rows, block, argmax) on each block, where
+/// argmax[r] is the first largest entry of the block's row r. Blocks run in parallel; throws
+/// the op's error when a row is unusable.
+template <class T, class FinishBlock>
+void perturb_blocks(const char* op, const SamplingNode<T>& node, const Var<T>& logits,
+                    const Generator& gen, T* dest, Index work_per_row, FinishBlock&& finish) {
+  const T* l = logits.value().data();
+  const Index k = node.k;
+  const Index block_rows = sampling_block_rows(k);
+  const Index blocks = (node.rows + block_rows - 1) / block_rows;
+  RowFailure failure;
+  // A sampled element costs about as much as copying eight: parallelise sooner than a copy.
+  parallel_rows(blocks, 8 * block_rows * work_per_row, [&](Index b) {
+    const Index first_row = b * block_rows;
+    const Index rows = std::min(block_rows, node.rows - first_row);
+    T* block = dest + first_row * k;
+    // Noise and the add over the whole block: short rows still fill vector registers.
+    gumbel_range(gen, node.first, first_row * k, rows * k, block);
+    RowArray<T>(block, rows * k) += ConstRowArray<T>(l + first_row * k, rows * k);
+    Index argmax[kMaxBlockRows];
+    for (Index r = 0; r < rows; ++r) {
+      argmax[r] = row_argmax(block + r * k, k);
+      if (argmax[r] < 0) return failure.report(first_row + r);
+    }
+    finish(first_row, rows, block, argmax);
+  });
+  failure.throw_if_failed(op);
+}
+
+/// perturb_blocks with finish(i, row, argmax) called on each row.
 template <class T, class Finish>
 void perturb_rows(const char* op, const SamplingNode<T>& node, const Var<T>& logits,
                   const Generator& gen, T* dest, Index work_per_row, Finish&& finish) {
-  const T* l = logits.value().data();
-  const Index k = node.k;
-  RowFailure failure;
-  parallel_rows(node.rows, work_per_row, [&](Index i) {
-    T* row = dest + i * k;
-    const Index arg = perturb_row(gen, node.first, i, l + i * k, row, k);
-    if (arg < 0) return failure.report(i);
-    finish(i, row, arg);
-  });
-  failure.throw_if_failed(op);
+  perturb_blocks(op, node, logits, gen, dest, work_per_row,
+                 [&](Index first_row, Index rows, T* block, const Index* argmax) {
+                   for (Index r = 0; r < rows; ++r) {
+                     finish(first_row + r, block + r * node.k, argmax[r]);
+                   }
+                 });
 }
 
 /// gumbel_softmax with the temperature given as a number (`tau_var` empty) or a 1x1 variable.
@@ -136,13 +161,13 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
   // keeps in scratch memory; the soft node's value is the soft sample itself.
   T* out = node.out.value_mut().data();
   T* soft = hard ? node.tape->scratch(node.rows * k) : out;
-  perturb_rows(op, node, logits, gen, soft, k, [&](Index i, T* row, Index arg) {
-    softmax_row(row, k, row[arg], node.inv_tau);
-    if (hard) {
-      RowArray<T>(out + i * k, k).setZero();
-      out[i * k + arg] = T(1);
-    }
-  });
+  perturb_blocks(op, node, logits, gen, soft, k,
+                 [&](Index first_row, Index rows, T* block, const Index* argmax) {
+                   softmax_block(block, rows, k, argmax, node.inv_tau);
+                   if (!hard) return;
+                   RowArray<T>(out + first_row * k, rows * k).setZero();
+                   for (Index r = 0; r < rows; ++r) out[(first_row + r) * k + argmax[r]] = T(1);
+                 });
 
   // y = softmax((l + g) / tau) (soft; hard shows its one-hot) ;
   // dz = y * (dy - <dy, y>), dl += dz / tau, dtau -= sum_j dz_j ln y_j / tau

@@ -1,0 +1,131 @@
+// Gumbel-Softmax sampling throughput (items = logits elements), with the RNG's own ceiling and
+// a memory-copy floor of the same bytes beside it.
+//
+// Arguments: rows, K, threads. Forward runs the sampling node alone on a constant; forward +
+// backward samples from a leaf, reduces with a fixed weighting, sum(y * w), and back-propagates,
+// which is what compare_pytorch.py times in PyTorch too.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <gumbel/gumbel.hpp>
+
+namespace {
+
+using gumbel::Index;
+using Matrix = gumbel::Matrix<float>;
+
+constexpr Index kShapes[][2] = {{3000, 10}, {1024, 1000}, {64, 32000}};
+
+void shapes_and_threads(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "K", "threads"});
+  for (const auto& shape : kShapes) {
+    b->Args({shape[0], shape[1], 1});
+    if (gumbel::max_threads() > 1) b->Args({shape[0], shape[1], gumbel::max_threads()});
+  }
+  b->UseRealTime();
+}
+
+struct Problem {
+  explicit Problem(const benchmark::State& state)
+      : rows(state.range(0)), k(state.range(1)), threads(int(state.range(2))) {
+    gumbel::set_threads(threads);
+    gumbel::Generator init(3);
+    logits = init.normal<float>(rows, k);
+    weights = init.normal<float>(rows, k);
+  }
+  ~Problem() { gumbel::set_threads(gumbel::max_threads()); }
+  void finish(benchmark::State& state) const {
+    state.SetItemsProcessed(state.iterations() * rows * k);
+  }
+  Index rows, k;
+  int threads;
+  Matrix logits, weights;
+};
+
+template <bool Hard>
+void BM_GumbelSoftmaxForward(benchmark::State& state) {
+  Problem p(state);
+  gumbel::Tape<float> tape;
+  gumbel::Generator gen(7);
+  for (auto _ : state) {
+    tape.clear();
+    const auto y = gumbel::gumbel_softmax(tape.constant(p.logits), 0.5f, gen, Hard);
+    benchmark::DoNotOptimize(y.value().data());
+  }
+  p.finish(state);
+}
+
+template <bool Hard>
+void BM_GumbelSoftmaxForwardBackward(benchmark::State& state) {
+  Problem p(state);
+  gumbel::Parameter<float> logits(p.logits);
+  gumbel::Tape<float> tape;
+  gumbel::Generator gen(7);
+  for (auto _ : state) {
+    tape.clear();
+    logits.grad.setZero();
+    const auto w = tape.constant(p.weights);
+    const auto y = gumbel::gumbel_softmax(tape.parameter(logits), 0.5f, gen, Hard);
+    tape.backward(gumbel::sum(gumbel::mul(y, w)));
+    benchmark::DoNotOptimize(logits.grad.data());
+  }
+  p.finish(state);
+}
+
+void BM_Uniform(benchmark::State& state) {
+  Problem p(state);
+  gumbel::Generator gen(7);
+  Matrix out(p.rows, p.k);
+  for (auto _ : state) {
+    const std::uint64_t first = gen.advance(gumbel::Generator::blocks_for<float>(out.size()));
+    gumbel::detail::parallel_rows(p.rows, p.k, [&](Index i) {
+      gen.uniform_range(first, i * p.k, p.k, out.data() + i * p.k);
+    });
+    benchmark::DoNotOptimize(out.data());
+  }
+  p.finish(state);
+}
+
+void BM_GumbelNoise(benchmark::State& state) {
+  Problem p(state);
+  gumbel::Generator gen(7);
+  Matrix out(p.rows, p.k);
+  for (auto _ : state) {
+    const std::uint64_t first = gen.advance(gumbel::Generator::blocks_for<float>(out.size()));
+    gumbel::detail::parallel_rows(p.rows, p.k, [&](Index i) {
+      gumbel::gumbel_range(gen, first, i * p.k, p.k, out.data() + i * p.k);
+    });
+    benchmark::DoNotOptimize(out.data());
+  }
+  p.finish(state);
+}
+
+/// The physical floor of a forward sample: read the logits once, write the sample once.
+void BM_MemoryCopy(benchmark::State& state) {
+  Problem p(state);
+  Matrix out(p.rows, p.k);
+  for (auto _ : state) {
+    gumbel::detail::parallel_rows(p.rows, p.k, [&](Index i) {
+      std::memcpy(out.data() + i * p.k, p.logits.data() + i * p.k, sizeof(float) * p.k);
+    });
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  p.finish(state);
+}
+
+BENCHMARK(BM_GumbelSoftmaxForward<false>)->Name("soft_forward")->Apply(shapes_and_threads);
+BENCHMARK(BM_GumbelSoftmaxForward<true>)->Name("hard_forward")->Apply(shapes_and_threads);
+BENCHMARK(BM_GumbelSoftmaxForwardBackward<false>)
+    ->Name("soft_forward_backward")
+    ->Apply(shapes_and_threads);
+BENCHMARK(BM_GumbelSoftmaxForwardBackward<true>)
+    ->Name("hard_forward_backward")
+    ->Apply(shapes_and_threads);
+BENCHMARK(BM_Uniform)->Name("uniform")->Apply(shapes_and_threads);
+BENCHMARK(BM_GumbelNoise)->Name("gumbel_noise")->Apply(shapes_and_threads);
+BENCHMARK(BM_MemoryCopy)->Name("memory_copy")->Apply(shapes_and_threads);
+
+}  // namespace
+
+BENCHMARK_MAIN();
