@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""Side by side: gumbel's benchmarks and the same work in PyTorch, in one run, one table.
+
+Runs, with the same thread count: Gumbel-Softmax sampling (soft and hard, forward and
+forward + backward through sum(y * w)) at the shapes of bench_sampling, the RNG alone, a copy of
+the same bytes, and one training step of the MNIST VAE (batch 100, N = 30, K = 10, Adam).
+PyTorch runs F.gumbel_softmax and the reference articles' model (reference_vae.py). Every figure
+is the median of --repetitions timings, and the two sides alternate within this one process run.
+
+Use Debian's interpreter (python3-torch) with libopenblas0-pthread installed:
+    /usr/bin/python3 benchmarks/compare_pytorch.py --build-dir build --threads 1
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+SHAPES = [(3000, 10), (1024, 1000), (64, 32000)]
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build-dir", default="build", help="CMake build folder holding benchmarks/")
+    p.add_argument("--threads", type=int, default=1, help="threads for both sides (default 1)")
+    p.add_argument("--repetitions", type=int, default=5, help="timings per figure (median taken)")
+    p.add_argument("--min-time", type=float, default=0.3, help="seconds per timing")
+    p.add_argument("--json", help="also write the table here as JSON")
+    a = p.parse_args()
+    if a.threads < 1:
+        p.error(f"--threads must be at least 1, got {a.threads}")
+    if a.repetitions < 1:
+        p.error(f"--repetitions must be at least 1, got {a.repetitions}")
+    return a
+
+
+# ---- ours: Google Benchmark binaries, JSON out -------------------------------------------------
+
+def run_ours(binary, bench_filter, a):
+    """Median real time (ns) of each benchmark matching bench_filter, by name."""
+    if not os.path.exists(binary):
+        sys.exit(f"compare_pytorch: {binary} is missing; build with -DGUMBEL_BUILD_BENCHMARKS=ON")
+    out = subprocess.run(
+        [binary, f"--benchmark_filter={bench_filter}", "--benchmark_format=json",
+         f"--benchmark_repetitions={a.repetitions}", f"--benchmark_min_time={a.min_time}",
+         "--benchmark_report_aggregates_only=true"],
+        check=True, capture_output=True, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS=str(a.threads))).stdout
+    medians = {}
+    for b in json.loads(out)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
+            medians[b["run_name"]] = b["real_time"] * unit
+    return medians
+
+
+# ---- PyTorch ------------------------------------------------------------------------------------
+
+def time_torch(fn, a):
+    """Median seconds per call of fn over a.repetitions timings of about a.min_time each."""
+    fn()
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.05:
+        fn()
+        calls += 1
+    per_timing = max(1, int(calls * a.min_time / 0.05))
+    samples = []
+    for _ in range(a.repetitions):
+        start = time.perf_counter()
+        for _ in range(per_timing):
+            fn()
+        samples.append((time.perf_counter() - start) / per_timing)
+    return statistics.median(samples)
+
+
+def torch_cases(torch, F, rows, k):
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(rows, k, generator=g)
+    weights = torch.randn(rows, k, generator=g)
+    leaf = logits.clone().requires_grad_(True)
+
+    def forward(hard):
+        def run():
+            with torch.no_grad():
+                F.gumbel_softmax(logits, tau=0.5, hard=hard)
+        return run
+
+    def forward_backward(hard):
+        def run():
+            leaf.grad = None
+            (F.gumbel_softmax(leaf, tau=0.5, hard=hard) * weights).sum().backward()
+        return run
+
+    out = torch.empty_like(logits)
+
+    def uniform():
+        out.uniform_()
+
+    def gumbel_noise():  # what F.gumbel_softmax draws
+        -torch.empty_like(logits).exponential_().log()
+
+    def copy():
+        out.copy_(logits)
+
+    return {"soft_forward": forward(False), "hard_forward": forward(True),
+            "soft_forward_backward": forward_backward(False),
+            "hard_forward_backward": forward_backward(True),
+            "uniform": uniform, "gumbel_noise": gumbel_noise, "memory_copy": copy}
+
+
+def torch_vae_step(torch):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from reference_vae import VaeGumbel, loss_function
+    torch.manual_seed(1)
+    model = VaeGumbel(30, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(100, 784)
+
+    def step():
+        opt.zero_grad()
+        recon, qy = model(x, 0.9, False)
+        loss_function(recon, x, qy, 10).backward()
+        opt.step()
+    return step
+
+
+def main():
+    a = parse_args()
+    import torch
+    import torch.nn.functional as F
+    torch.set_num_threads(a.threads)
+    bench = os.path.join(a.build_dir, "benchmarks")
+    rows_out = []
+
+    def add(case, ours_ns, torch_s, throughput_items=None):
+        torch_ns = torch_s * 1e9
+        if throughput_items:  # elements per second, higher is better; ratio = our speedup
+            rows_out.append((case, throughput_items / ours_ns * 1e3, throughput_items / torch_ns * 1e3,
+                             torch_ns / ours_ns, "M elements/s", "x faster"))
+        else:  # time per step, lower is better; ratio = our time / PyTorch's
+            rows_out.append((case, ours_ns / 1e6, torch_ns / 1e6, ours_ns / torch_ns, "ms", "x the time"))
+
+    for rows, k in SHAPES:
+        suffix = f"/rows:{rows}/K:{k}/threads:{a.threads}/real_time"
+        ours = run_ours(os.path.join(bench, "bench_sampling"), f".*/rows:{rows}/K:{k}/threads:{a.threads}/", a)
+        for name, fn in torch_cases(torch, F, rows, k).items():
+            add(f"{name} {rows}x{k}", ours[name + suffix], time_torch(fn, a), rows * k)
+
+    ours = run_ours(os.path.join(bench, "bench_vae_step"), f"BM_VaeTrainStep/estimator:0/threads:{a.threads}/", a)
+    add("VAE train step (batch 100, soft)",
+        ours[f"BM_VaeTrainStep/estimator:0/threads:{a.threads}/real_time"], time_torch(torch_vae_step(torch), a))
+
+    print(f"gumbel vs PyTorch {torch.__version__}, {a.threads} thread(s), medians of {a.repetitions}; "
+          f"BLAS: {'openblas' if 'openblas' in torch.__config__.show().lower() else 'see torch.__config__'}")
+    width = max(len(r[0]) for r in rows_out)
+    print(f"{'case':<{width}}  {'gumbel':>12}  {'PyTorch':>12}  {'ratio':>9}  unit")
+    for case, ours_v, torch_v, ratio, unit, meaning in rows_out:
+        print(f"{case:<{width}}  {ours_v:>12.1f}  {torch_v:>12.1f}  {ratio:>9.2f}  {unit} ({meaning})")
+    if a.json:
+        with open(a.json + ".tmp", "w") as f:
+            json.dump([dict(zip(["case", "gumbel", "pytorch", "ratio", "unit", "ratio_meaning"], r))
+                       for r in rows_out], f, indent=1)
+        os.replace(a.json + ".tmp", a.json)
+
+
+if __name__ == "__main__":
+    main()
