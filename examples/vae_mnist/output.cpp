@@ -1,14 +1,11 @@
 #include "output.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include "chart.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <sstream>
 #include <stdexcept>
 
 #define STB_IMAGE_WRITE_STATIC
@@ -25,33 +22,6 @@
 #endif
 
 namespace vae {
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error(temp + ": cannot create (" + std::strerror(errno) + ")");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      ::unlink(temp.c_str());
-      throw std::runtime_error(temp + ": write failed (" + why + ")");
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(temp.c_str());
-    throw std::runtime_error(temp + ": could not be flushed to disk");
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(temp.c_str());
-    throw std::runtime_error(path + ": cannot replace (" + why + ")");
-  }
-}
 
 void write_image_grid(const std::string& path, const gumbel::Matrix<float>& images,
                       gumbel::Index height, gumbel::Index width, gumbel::Index columns, int scale) {
@@ -88,53 +58,16 @@ void write_image_grid(const std::string& path, const gumbel::Matrix<float>& imag
 }
 
 void write_loss_svg(const std::string& path, const std::vector<LossPoint>& points) {
-  const double w = 640, h = 400, left = 70, right = 20, top = 40, bottom = 50;
-  double lo = INFINITY, hi = -INFINITY, max_epoch = 1;
+  examples::Chart chart{"Loss per epoch", "epoch", "loss", false, false, {}};
+  examples::Series train{"train loss", {}, {}, true}, test{"test loss", {}, {}, true};
   for (const auto& p : points) {
-    lo = std::min({lo, p.train, p.test});
-    hi = std::max({hi, p.train, p.test});
-    max_epoch = std::max(max_epoch, p.epoch);
+    train.x.push_back(p.epoch);
+    train.y.push_back(p.train);
+    test.x.push_back(p.epoch);
+    test.y.push_back(p.test);
   }
-  if (points.empty()) lo = 0, hi = 1;
-  if (hi - lo < 1e-9) hi = lo + 1;
-  const double margin = 0.05 * (hi - lo);
-  lo -= margin;
-  hi += margin;
-  const auto px = [&](double epoch) { return left + (w - left - right) * (epoch / max_epoch); };
-  const auto py = [&](double loss) { return top + (h - top - bottom) * (hi - loss) / (hi - lo); };
-  std::ostringstream svg;
-  svg << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h
-      << "' font-family='sans-serif' font-size='12'>\n"
-      << "<rect width='100%' height='100%' fill='white'/>\n"
-      << "<text x='" << w / 2 << "' y='22' text-anchor='middle' font-size='15'>Loss per epoch"
-      << "</text>\n";
-  for (int i = 0; i <= 5; ++i) {  // horizontal grid with loss labels
-    const double v = lo + (hi - lo) * i / 5.0;
-    svg << "<line x1='" << left << "' x2='" << w - right << "' y1='" << py(v) << "' y2='" << py(v)
-        << "' stroke='#ddd'/><text x='" << left - 6 << "' y='" << py(v) + 4
-        << "' text-anchor='end'>" << std::lround(v * 10) / 10.0 << "</text>\n";
-  }
-  for (int e = 0; e <= int(max_epoch); ++e) {
-    svg << "<text x='" << px(e) << "' y='" << h - bottom + 18 << "' text-anchor='middle'>" << e
-        << "</text>\n";
-  }
-  svg << "<text x='" << (left + w - right) / 2 << "' y='" << h - 12
-      << "' text-anchor='middle'>epoch</text>\n";
-  const auto line = [&](auto get, const char* colour, const char* name, double label_y) {
-    svg << "<polyline fill='none' stroke='" << colour << "' stroke-width='2' points='";
-    for (const auto& p : points) svg << px(p.epoch) << ',' << py(get(p)) << ' ';
-    svg << "'/>\n";
-    for (const auto& p : points) {
-      svg << "<circle cx='" << px(p.epoch) << "' cy='" << py(get(p)) << "' r='3' fill='" << colour
-          << "'/>\n";
-    }
-    svg << "<text x='" << w - right - 90 << "' y='" << label_y << "' fill='" << colour << "'>"
-        << name << "</text>\n";
-  };
-  line([](const LossPoint& p) { return p.train; }, "#1f77b4", "train loss", top + 15);
-  line([](const LossPoint& p) { return p.test; }, "#d62728", "test loss", top + 32);
-  svg << "</svg>\n";
-  write_file_atomic(path, svg.str());
+  chart.series = {train, test};
+  examples::write_chart(path, chart);
 }
 
 std::string npy_bytes(const gumbel::Matrix<float>& m) {

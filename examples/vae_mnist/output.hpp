@@ -6,11 +6,11 @@
 
 #include <gumbel/gumbel.hpp>
 
+#include "files.hpp"
+
 namespace vae {
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so the
-/// file is either the old one or the whole new one, never a partial write.
-void write_file_atomic(const std::string& path, const std::string& bytes);
+using examples::write_file_atomic;
 
 /// A grid of grayscale images (one image per row of `images`, values in [0, 1], each
 /// height x width), `columns` per grid row, each pixel drawn as scale x scale, as PNG.

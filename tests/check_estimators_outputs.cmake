@@ -1,0 +1,16 @@
+# The estimators example's outputs exist and look like what they claim to be.
+foreach(chart gradient_variance gradient_bias learning_curves)
+  file(READ ${DIR}/${chart}.svg svg)
+  if(NOT svg MATCHES "^<svg .*<polyline .*</svg>\n$")
+    message(FATAL_ERROR "${DIR}/${chart}.svg is not a chart with lines")
+  endif()
+endforeach()
+file(STRINGS ${DIR}/estimators.csv lines)
+list(GET lines 0 header)
+if(NOT header STREQUAL "estimator,tau,bias,variance,mse")
+  message(FATAL_ERROR "${DIR}/estimators.csv: unexpected header '${header}'")
+endif()
+list(LENGTH lines count)
+if(count LESS 25)  # 4 estimators x 6 temperatures + the header
+  message(FATAL_ERROR "${DIR}/estimators.csv has ${count} lines, expected at least 25")
+endif()
