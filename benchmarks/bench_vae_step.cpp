@@ -119,6 +119,19 @@ void BM_VaeStepProducts(benchmark::State& state) {
   gumbel::set_threads(gumbel::max_threads());
 }
 
+/// Adam's update of the VAE's 1.1 million parameters, alone.
+void BM_AdamStep(benchmark::State& state) {
+  vae::ModelShape shape;
+  gumbel::Generator init(1);
+  vae::CategoricalVae model(shape, init);
+  gumbel::optim::Adam<float> adam(model.parameters());
+  for (auto* p : model.parameters()) p->grad = init.normal<float>(p->rows(), p->cols());
+  for (auto _ : state) adam.step();
+  gumbel::Index count = 0;
+  for (auto* p : model.parameters()) count += p->value.size();
+  state.SetItemsProcessed(state.iterations() * count);
+}
+
 void estimators_and_threads(benchmark::internal::Benchmark* b) {
   b->ArgNames({"estimator", "threads"});
   for (int estimator : {0, 1, 2}) {
@@ -129,6 +142,7 @@ void estimators_and_threads(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_VaeTrainStep)->Apply(estimators_and_threads)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AdamStep)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_VaeStepProducts)
     ->ArgName("threads")
     ->Arg(1)

@@ -126,6 +126,20 @@ def torch_vae_step(torch):
     return step
 
 
+def loaded_blas(torch):
+    """The BLAS library PyTorch actually runs on (Debian's torch links the generic libblas.so.3,
+    which the alternatives system points at OpenBLAS or at the slow reference BLAS)."""
+    a = torch.rand(64, 64)
+    a @ a
+    with open("/proc/self/maps") as maps:
+        libs = sorted({line.split()[-1] for line in maps if "blas" in line.lower()})
+    name = ", ".join(os.path.basename(os.path.realpath(l)) for l in libs) or "none found"
+    if "openblas" not in name:
+        print("compare_pytorch: warning: PyTorch is not running on OpenBLAS; "
+              "apt-get install libopenblas0-pthread", file=sys.stderr)
+    return name
+
+
 def main():
     a = parse_args()
     import torch
@@ -153,7 +167,7 @@ def main():
         ours[f"BM_VaeTrainStep/estimator:0/threads:{a.threads}/real_time"], time_torch(torch_vae_step(torch), a))
 
     print(f"gumbel vs PyTorch {torch.__version__}, {a.threads} thread(s), medians of {a.repetitions}; "
-          f"BLAS: {'openblas' if 'openblas' in torch.__config__.show().lower() else 'see torch.__config__'}")
+          f"PyTorch's BLAS: {loaded_blas(torch)}")
     width = max(len(r[0]) for r in rows_out)
     print(f"{'case':<{width}}  {'gumbel':>12}  {'PyTorch':>12}  {'ratio':>9}  unit")
     for case, ours_v, torch_v, ratio, unit, meaning in rows_out:

@@ -41,7 +41,10 @@ class Adam {
     ++steps_;
     const double t = static_cast<double>(steps_);
     const T step_size = static_cast<T>(options_.lr / (1.0 - std::pow(double(options_.beta1), t)));
-    const T sqrt_bc2 = static_cast<T>(std::sqrt(1.0 - std::pow(double(options_.beta2), t)));
+    // sqrt(v / bc2) = sqrt(v) * (1 / sqrt(bc2)): a multiply where a divide per element would
+    // cost as much as the square root.
+    const T inv_sqrt_bc2 =
+        static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(double(options_.beta2), t)));
     const T b1 = options_.beta1;
     const T b2 = options_.beta2;
     const T wd = options_.weight_decay;
@@ -58,15 +61,26 @@ class Adam {
         Eigen::Map<const Array> grad(params_[i]->grad.data() + j, len);
         Eigen::Map<Array> m(m_[i].data() + j, len);
         Eigen::Map<Array> v(v_[i].data() + j, len);
-        const auto g = grad + wd * p;
-        m = b1 * m + (T(1) - b1) * g;
-        v = b2 * v + (T(1) - b2) * g.square();
-        p -= step_size * m / (v.sqrt() / sqrt_bc2 + eps);
+        if (wd != T(0)) {
+          moments(grad + wd * p, m, v, b1, b2);
+        } else {
+          moments(grad, m, v, b1, b2);  // without decay, g is the gradient: p is not read twice
+        }
+        p -= step_size * m / (v.sqrt() * inv_sqrt_bc2 + eps);
       }
     }
   }
 
   void zero_grad() { gumbel::zero_grad(params_); }
+
+ private:
+  template <class G, class M>
+  static void moments(const G& g, M& m, M& v, T b1, T b2) {
+    m = b1 * m + (T(1) - b1) * g;
+    v = b2 * v + (T(1) - b2) * g.square();
+  }
+
+ public:
 
   const AdamOptions<T>& options() const { return options_; }
   /// Changes the learning rate (schedules); validated like the constructor's.
