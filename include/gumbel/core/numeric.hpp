@@ -37,6 +37,18 @@ struct PassWherePositiveOp {
   }
 };
 
+/// a * b, but exactly 0 where a is 0 (as in q ln q with q = 0 and ln q = -inf, where the IEEE
+/// product would be NaN).
+template <class T>
+struct TimesUnlessZeroOp {
+  T operator()(const T& a, const T& b) const { return a == T(0) ? T(0) : a * b; }
+  template <class Packet>
+  Packet packetOp(const Packet& a, const Packet& b) const {
+    using namespace Eigen::internal;
+    return pandnot(pmul(a, b), pcmp_eq(a, pzero(a)));
+  }
+};
+
 }  // namespace gumbel::detail
 
 namespace Eigen::internal {
@@ -51,6 +63,10 @@ template <class T>
 struct functor_traits<gumbel::detail::PassWherePositiveOp<T>> {
   enum { Cost = 2, PacketAccess = packet_traits<T>::Vectorizable };
 };
+template <class T>
+struct functor_traits<gumbel::detail::TimesUnlessZeroOp<T>> {
+  enum { Cost = 3, PacketAccess = packet_traits<T>::Vectorizable };
+};
 }  // namespace Eigen::internal
 
 namespace gumbel::detail {
@@ -61,6 +77,12 @@ namespace gumbel::detail {
 template <class ArrayExpr>
 auto exp_flush(const ArrayExpr& x) {
   return x.unaryExpr(ExpFlushOp<typename ArrayExpr::Scalar>());
+}
+
+/// a * b elementwise, 0 where a is 0.
+template <class A, class B>
+auto times_unless_zero(const A& a, const B& b) {
+  return a.binaryExpr(b, TimesUnlessZeroOp<typename A::Scalar>());
 }
 
 /// dy where v > 0, else 0.

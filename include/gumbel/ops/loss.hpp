@@ -65,28 +65,26 @@ Var<T> kl_uniform(const Var<T>& logits, Reduction reduction = Reduction::mean) {
   const Index rows = logits.rows();
   const Index k = logits.cols();
   T* log_q_data = tape.scratch(rows * k);
+  T* q_data = tape.scratch(rows * k);
   MatrixMap<T> log_q(log_q_data, rows, k);
-  detail::log_softmax_rows("kl_uniform", logits.value(), log_q);
+  detail::log_softmax_rows("kl_uniform", logits.value(), log_q, q_data);
 
   Var<T> kl = tape.make(rows, 1, logits.requires_grad());
   const T log_k = std::log(static_cast<T>(k));
-  auto klv = kl.value_mut();
-  for (Index i = 0; i < rows; ++i) {
-    const auto lq = log_q.row(i).array();
-    klv(i, 0) =
-        (lq > -std::numeric_limits<T>::infinity()).select(detail::exp_flush(lq) * lq, T(0)).sum() +
-        log_k;
-  }
-  tape.on_backward(kl, [logits, kl, log_q_data, rows, k, log_k] {
+  const ConstMatrixMap<T> q(q_data, rows, k);
+  // Masked classes (q = 0, ln q = -inf) contribute 0, not NaN.
+  kl.value_mut() = detail::times_unless_zero(q.array(), log_q.array()).matrix().rowwise().sum();
+  kl.value_mut().array() += log_k;
+  tape.on_backward(kl, [logits, kl, log_q_data, q_data, rows, k, log_k] {
     const ConstMatrixMap<T> log_q(log_q_data, rows, k);
+    const ConstMatrixMap<T> q(q_data, rows, k);
     const auto klv = kl.value();
     const auto dy = kl.grad();
     auto dx = logits.grad_mut();
     for (Index i = 0; i < rows; ++i) {
-      const auto lq = log_q.row(i).array();
       const T neg_entropy = klv(i, 0) - log_k;
-      dx.row(i).array() += (lq > -std::numeric_limits<T>::infinity())
-                               .select(dy(i, 0) * detail::exp_flush(lq) * (lq - neg_entropy), T(0));
+      dx.row(i).array() += dy(i, 0) * detail::times_unless_zero(q.row(i).array(),
+                                                                log_q.row(i).array() - neg_entropy);
     }
   });
   return reduce(kl, reduction);
@@ -105,36 +103,34 @@ Var<T> kl_categorical(const Var<T>& q_logits, const Var<T>& p_logits,
   const Index k = q_logits.cols();
   T* log_q_data = tape.scratch(rows * k);
   T* log_p_data = tape.scratch(rows * k);
+  T* q_data = tape.scratch(rows * k);
+  T* p_data = tape.scratch(rows * k);
   MatrixMap<T> log_q(log_q_data, rows, k);
   MatrixMap<T> log_p(log_p_data, rows, k);
-  detail::log_softmax_rows("kl_categorical", q_logits.value(), log_q);
-  detail::log_softmax_rows("kl_categorical", p_logits.value(), log_p);
+  detail::log_softmax_rows("kl_categorical", q_logits.value(), log_q, q_data);
+  detail::log_softmax_rows("kl_categorical", p_logits.value(), log_p, p_data);
 
   Var<T> kl = tape.make(rows, 1, detail::any_requires_grad(q_logits, p_logits));
-  auto klv = kl.value_mut();
-  for (Index i = 0; i < rows; ++i) {
-    const auto lq = log_q.row(i).array();
-    const auto lp = log_p.row(i).array();
-    klv(i, 0) = (lq > -std::numeric_limits<T>::infinity())
-                    .select(detail::exp_flush(lq) * (lq - lp), T(0))
-                    .sum();
-  }
-  tape.on_backward(kl, [q_logits, p_logits, kl, log_q_data, log_p_data, rows, k] {
+  const ConstMatrixMap<T> q(q_data, rows, k);
+  // Classes with q = 0 contribute 0 (even where p = 0 too, which would be NaN).
+  kl.value_mut() =
+      detail::times_unless_zero(q.array(), log_q.array() - log_p.array()).matrix().rowwise().sum();
+  tape.on_backward(kl, [q_logits, p_logits, kl, log_q_data, log_p_data, q_data, p_data, rows, k] {
     const ConstMatrixMap<T> log_q(log_q_data, rows, k);
     const ConstMatrixMap<T> log_p(log_p_data, rows, k);
+    const ConstMatrixMap<T> q(q_data, rows, k);
+    const ConstMatrixMap<T> p(p_data, rows, k);
     const auto klv = kl.value();
     const auto dy = kl.grad();
     for (Index i = 0; i < rows; ++i) {
-      const auto lq = log_q.row(i).array();
-      const auto lp = log_p.row(i).array();
       if (q_logits.requires_grad()) {
         q_logits.grad_mut().row(i).array() +=
-            (lq > -std::numeric_limits<T>::infinity())
-                .select(dy(i, 0) * detail::exp_flush(lq) * (lq - lp - klv(i, 0)), T(0));
+            dy(i, 0) *
+            detail::times_unless_zero(q.row(i).array(),
+                                      log_q.row(i).array() - log_p.row(i).array() - klv(i, 0));
       }
       if (p_logits.requires_grad()) {
-        p_logits.grad_mut().row(i).array() +=
-            dy(i, 0) * (detail::exp_flush(lp) - detail::exp_flush(lq));
+        p_logits.grad_mut().row(i).array() += dy(i, 0) * (p.row(i).array() - q.row(i).array());
       }
     }
   });

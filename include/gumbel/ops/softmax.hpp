@@ -32,13 +32,29 @@ typename Map::Scalar row_max(const char* op, const Map& x, Index i) {
   return m;
 }
 
-/// Writes log_softmax of every row of x into out.
+/// Writes x - max of each row into out (both rows x k, out contiguous).
 template <class In, class Out>
-void log_softmax_rows(const char* op, const In& x, Out& out) {
-  for (Index i = 0; i < x.rows(); ++i) {
-    const auto m = row_max(op, x, i);
-    out.row(i).array() = x.row(i).array() - m;
-    out.row(i).array() -= std::log(exp_flush(out.row(i).array()).sum());
+void shift_rows_by_max(const char* op, const In& x, Out& out) {
+  for (Index i = 0; i < x.rows(); ++i) out.row(i).array() = x.row(i).array() - row_max(op, x, i);
+}
+
+/// Writes log_softmax of every row of x into out and softmax into `probs` (rows x k,
+/// contiguous). The exp runs once over the whole matrix, so short rows (the VAE's K = 10) still
+/// fill vector registers; only the per-row sums and logs are scalar.
+template <class In, class Out>
+void log_softmax_rows(const char* op, const In& x, Out& out, typename In::Scalar* probs) {
+  using T = typename In::Scalar;
+  using Flat = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  const Index rows = x.rows();
+  const Index k = x.cols();
+  shift_rows_by_max(op, x, out);
+  Flat p(probs, rows * k);
+  p = exp_flush(Flat(out.data(), rows * k));
+  for (Index i = 0; i < rows; ++i) {
+    Flat row(probs + i * k, k);
+    const T total = row.sum();  // at least 1: the maximum contributes e^0
+    out.row(i).array() -= std::log(total);
+    row *= T(1) / total;
   }
 }
 
@@ -50,13 +66,10 @@ Var<T> softmax(const Var<T>& x) {
   Tape<T>& tape = detail::tape_of("softmax", x);
   detail::require_classes("softmax", x);
   Var<T> y = tape.make(x.rows(), x.cols(), x.requires_grad());
-  const auto xv = x.value();
   auto yv = y.value_mut();
-  for (Index i = 0; i < xv.rows(); ++i) {
-    const T m = detail::row_max("softmax", xv, i);
-    yv.row(i).array() = detail::exp_flush(xv.row(i).array() - m);
-    yv.row(i) /= yv.row(i).sum();
-  }
+  detail::shift_rows_by_max("softmax", x.value(), yv);
+  yv.array() = detail::exp_flush(yv.array());  // one pass over all rows (see log_softmax_rows)
+  for (Index i = 0; i < yv.rows(); ++i) yv.row(i) /= yv.row(i).sum();
   tape.on_backward(y, [x, y] {
     const auto yv = y.value();
     const auto dy = y.grad();
@@ -76,14 +89,14 @@ Var<T> log_softmax(const Var<T>& x) {
   detail::require_classes("log_softmax", x);
   Var<T> y = tape.make(x.rows(), x.cols(), x.requires_grad());
   auto yv = y.value_mut();
-  detail::log_softmax_rows("log_softmax", x.value(), yv);
-  tape.on_backward(y, [x, y] {
-    const auto yv = y.value();
+  T* probs = tape.scratch(x.size());  // softmax(x), which the backward needs
+  detail::log_softmax_rows("log_softmax", x.value(), yv, probs);
+  tape.on_backward(y, [x, y, probs] {
+    const ConstMatrixMap<T> p(probs, y.rows(), y.cols());
     const auto dy = y.grad();
     auto dx = x.grad_mut();
-    for (Index i = 0; i < yv.rows(); ++i) {
-      dx.row(i).array() +=
-          dy.row(i).array() - detail::exp_flush(yv.row(i).array()) * dy.row(i).sum();
+    for (Index i = 0; i < dy.rows(); ++i) {
+      dx.row(i).array() += dy.row(i).array() - p.row(i).array() * dy.row(i).sum();
     }
   });
   return y;
