@@ -1,7 +1,8 @@
 // Gumbel-Softmax sampling throughput (items = logits elements), with the RNG's own ceiling and
 // a memory-copy floor of the same bytes beside it.
 //
-// Arguments: rows, K, threads. Forward runs the sampling node alone on a constant; forward +
+// Arguments: rows, K, threads. Forward runs the sampling node alone on logits that need no
+// gradient (recorded without a copy, as PyTorch passes a tensor); forward +
 // backward samples from a leaf, reduces with a fixed weighting, sum(y * w), and back-propagates,
 // which is what compare_pytorch.py times in PyTorch too.
 #include <benchmark/benchmark.h>
@@ -35,6 +36,14 @@ struct Problem {
     weights = init.normal<float>(rows, k);
   }
   ~Problem() { gumbel::set_threads(gumbel::max_threads()); }
+  /// `param` on the tape without a gradient and without a copy (a constant would copy it).
+  static gumbel::Var<float> no_grad(gumbel::Tape<float>& tape, gumbel::Parameter<float>& param) {
+    tape.set_grad_enabled(false);
+    const auto v = tape.parameter(param);
+    tape.set_grad_enabled(true);
+    return v;
+  }
+
   void finish(benchmark::State& state) const {
     state.SetItemsProcessed(state.iterations() * rows * k);
   }
@@ -59,9 +68,10 @@ void BM_GumbelSoftmaxForward(benchmark::State& state) {
   Problem p(state);
   gumbel::Tape<float> tape;
   gumbel::Generator gen(7);
+  gumbel::Parameter<float> logits(p.logits);
   const auto sample = [&] {
     tape.clear();
-    const auto y = gumbel::gumbel_softmax(tape.constant(p.logits), 0.5f, gen, Hard);
+    const auto y = gumbel::gumbel_softmax(p.no_grad(tape, logits), 0.5f, gen, Hard);
     benchmark::DoNotOptimize(y.value().data());
   };
   sample();  // the first pass sizes the tape's arena
@@ -72,13 +82,13 @@ void BM_GumbelSoftmaxForward(benchmark::State& state) {
 template <bool Hard>
 void BM_GumbelSoftmaxForwardBackward(benchmark::State& state) {
   Problem p(state);
-  gumbel::Parameter<float> logits(p.logits);
+  gumbel::Parameter<float> logits(p.logits), weights(p.weights);
   gumbel::Tape<float> tape;
   gumbel::Generator gen(7);
   const auto sample_and_differentiate = [&] {
     tape.clear();
     logits.grad.setZero();
-    const auto w = tape.constant(p.weights);
+    const auto w = p.no_grad(tape, weights);
     const auto y = gumbel::gumbel_softmax(tape.parameter(logits), 0.5f, gen, Hard);
     tape.backward(gumbel::sum(gumbel::mul(y, w)));
     benchmark::DoNotOptimize(logits.grad.data());
@@ -88,25 +98,22 @@ void BM_GumbelSoftmaxForwardBackward(benchmark::State& state) {
   p.finish(state);
 }
 
-void BM_Uniform(benchmark::State& state) {
+/// The generator alone: open uniforms (Gumbel = false) or Gumbel noise, in the blocks of rows
+/// the sampler uses.
+template <bool Gumbel>
+void BM_Noise(benchmark::State& state) {
   Problem p(state);
   gumbel::Generator gen(7);
   Matrix out(p.rows, p.k);
   for (auto _ : state) {
     const std::uint64_t first = gen.advance(gumbel::Generator::blocks_for<float>(out.size()));
-    p.for_blocks([&](Index e, Index n) { gen.uniform_range(first, e, n, out.data() + e); });
-    benchmark::DoNotOptimize(out.data());
-  }
-  p.finish(state);
-}
-
-void BM_GumbelNoise(benchmark::State& state) {
-  Problem p(state);
-  gumbel::Generator gen(7);
-  Matrix out(p.rows, p.k);
-  for (auto _ : state) {
-    const std::uint64_t first = gen.advance(gumbel::Generator::blocks_for<float>(out.size()));
-    p.for_blocks([&](Index e, Index n) { gumbel::gumbel_range(gen, first, e, n, out.data() + e); });
+    p.for_blocks([&](Index e, Index n) {
+      if constexpr (Gumbel) {
+        gumbel::gumbel_range(gen, first, e, n, out.data() + e);
+      } else {
+        gen.uniform_range(first, e, n, out.data() + e);
+      }
+    });
     benchmark::DoNotOptimize(out.data());
   }
   p.finish(state);
@@ -134,8 +141,8 @@ BENCHMARK(BM_GumbelSoftmaxForwardBackward<false>)
 BENCHMARK(BM_GumbelSoftmaxForwardBackward<true>)
     ->Name("hard_forward_backward")
     ->Apply(shapes_and_threads);
-BENCHMARK(BM_Uniform)->Name("uniform")->Apply(shapes_and_threads);
-BENCHMARK(BM_GumbelNoise)->Name("gumbel_noise")->Apply(shapes_and_threads);
+BENCHMARK(BM_Noise<false>)->Name("uniform")->Apply(shapes_and_threads);
+BENCHMARK(BM_Noise<true>)->Name("gumbel_noise")->Apply(shapes_and_threads);
 BENCHMARK(BM_MemoryCopy)->Name("memory_copy")->Apply(shapes_and_threads);
 
 }  // namespace
