@@ -28,6 +28,8 @@ def parse_args():
     p.add_argument("--repetitions", type=int, default=5, help="timings per figure (median taken)")
     p.add_argument("--min-time", type=float, default=0.3, help="seconds per timing")
     p.add_argument("--json", help="also write the table here as JSON")
+    p.add_argument("--no-epoch", action="store_true",
+                   help="skip the VAE epoch-equivalent (600 steps, several seconds per timing)")
     a = p.parse_args()
     if a.threads < 1:
         p.error(f"--threads must be at least 1, got {a.threads}")
@@ -38,13 +40,13 @@ def parse_args():
 
 # ---- ours: Google Benchmark binaries, JSON out -------------------------------------------------
 
-def run_ours(binary, bench_filter, a):
+def run_ours(binary, bench_filter, a, repetitions=None):
     """Median real time (ns) of each benchmark matching bench_filter, by name."""
     if not os.path.exists(binary):
         sys.exit(f"compare_pytorch: {binary} is missing; build with -DGUMBEL_BUILD_BENCHMARKS=ON")
     out = subprocess.run(
         [binary, f"--benchmark_filter={bench_filter}", "--benchmark_format=json",
-         f"--benchmark_repetitions={a.repetitions}", f"--benchmark_min_time={a.min_time}",
+         f"--benchmark_repetitions={repetitions or a.repetitions}", f"--benchmark_min_time={a.min_time}",
          "--benchmark_report_aggregates_only=true"],
         check=True, capture_output=True, text=True,
         env=dict(os.environ, OMP_NUM_THREADS=str(a.threads))).stdout
@@ -110,20 +112,37 @@ def torch_cases(torch, F, rows, k):
             "uniform": uniform, "gumbel_noise": gumbel_noise, "memory_copy": copy}
 
 
-def torch_vae_step(torch):
+def torch_vae(torch):
+    """One training step on a fixed batch, and an epoch-equivalent as BM_VaeEpoch runs it: 600
+    steps over 60,000 random images gathered in a fixed non-sequential order."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from reference_vae import VaeGumbel, loss_function
     torch.manual_seed(1)
     model = VaeGumbel(30, 10)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(100, 784)
+    batch = torch.rand(100, 784)
+    data = torch.rand(60000, 784)
+    order = torch.arange(59999, -1, -1)
 
-    def step():
+    def train_on(x):
         opt.zero_grad()
         recon, qy = model(x, 0.9, False)
         loss_function(recon, x, qy, 10).backward()
         opt.step()
-    return step
+
+    def epoch():
+        for b in range(600):
+            train_on(data[order[b * 100:(b + 1) * 100]])
+    return (lambda: train_on(batch)), epoch
+
+
+def time_once(fn, repetitions):
+    samples = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
 
 
 def loaded_blas(torch):
@@ -162,9 +181,14 @@ def main():
         for name, fn in torch_cases(torch, F, rows, k).items():
             add(f"{name} {rows}x{k}", ours[name + suffix], time_torch(fn, a), rows * k)
 
-    ours = run_ours(os.path.join(bench, "bench_vae_step"), f"BM_VaeTrainStep/estimator:0/threads:{a.threads}/", a)
-    add("VAE train step (batch 100, soft)",
-        ours[f"BM_VaeTrainStep/estimator:0/threads:{a.threads}/real_time"], time_torch(torch_vae_step(torch), a))
+    step, epoch = torch_vae(torch)
+    name = f"BM_VaeTrainStep/estimator:0/threads:{a.threads}"
+    ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a)
+    add("VAE train step (batch 100, soft)", ours[name + "/real_time"], time_torch(step, a))
+    if not a.no_epoch:
+        name = f"BM_VaeEpoch/estimator:0/threads:{a.threads}/iterations:1"
+        ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a, repetitions=3)
+        add("VAE epoch-equivalent (600 steps)", ours[name + "/real_time"], time_once(epoch, 3))
 
     print(f"gumbel vs PyTorch {torch.__version__}, {a.threads} thread(s), medians of {a.repetitions}; "
           f"PyTorch's BLAS: {loaded_blas(torch)}")
