@@ -161,6 +161,9 @@ def loaded_blas(torch):
 
 def main():
     a = parse_args()
+    # OpenBLAS starts one thread per core unless told otherwise; give both sides the same count.
+    # (It reads the variable when the library loads, so before torch is imported.)
+    os.environ["OPENBLAS_NUM_THREADS"] = str(a.threads)
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(a.threads)
