@@ -73,15 +73,6 @@ class Adam {
 
   void zero_grad() { gumbel::zero_grad(params_); }
 
- private:
-  template <class G, class M>
-  static void moments(const G& g, M& m, M& v, T b1, T b2) {
-    m = b1 * m + (T(1) - b1) * g;
-    v = b2 * v + (T(1) - b2) * g.square();
-  }
-
- public:
-
   const AdamOptions<T>& options() const { return options_; }
   /// Changes the learning rate (schedules); validated like the constructor's.
   void set_lr(T lr) {
@@ -99,6 +90,13 @@ class Adam {
   const ParameterList<T>& parameters() const { return params_; }
 
  private:
+  /// m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2
+  template <class G, class M>
+  static void moments(const G& g, M& m, M& v, T b1, T b2) {
+    m = b1 * m + (T(1) - b1) * g;
+    v = b2 * v + (T(1) - b2) * g.square();
+  }
+
   static void validate(const AdamOptions<T>& o) {
     detail::require_range("Adam", "lr", o.lr, T(0), false, T(INFINITY), true);
     detail::require_range("Adam", "beta1", o.beta1, T(0), false, T(1), true);
