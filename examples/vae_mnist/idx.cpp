@@ -123,9 +123,8 @@ Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::In
   gumbel::Index count = images.dims[0];
   if (limit > 0 && limit < count) count = limit;
   const gumbel::Index pixels = out.rows * out.cols;
-  using ByteMatrix = Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  out.images =
-      Eigen::Map<const ByteMatrix>(images.data.data(), count, pixels).cast<float>() / 255.0f;
+  out.bytes = Eigen::Map<const ByteMatrix>(images.data.data(), count, pixels);
+  out.images = to_unit_range(out.bytes);
   out.labels.assign(labels.data.begin(), labels.data.begin() + count);
   return out;
 }

@@ -34,9 +34,19 @@ std::vector<std::uint8_t> read_file(const std::string& path);
 /// read_file + parse_idx.
 IdxArray read_idx(const std::string& path);
 
+/// One image per row, as the file's bytes.
+using ByteMatrix = Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+/// Bytes 0..255 as floats in [0, 1] (byte / 255, rounded once), as an expression: assign it.
+template <class Bytes>
+auto to_unit_range(const Eigen::MatrixBase<Bytes>& bytes) {
+  return bytes.template cast<float>() / 255.0f;
+}
+
 /// Images scaled to [0, 1] (one image per row) and their labels.
 struct Dataset {
   gumbel::Matrix<float> images;
+  ByteMatrix bytes;  ///< the same images as bytes: a quarter of the memory to gather batches from
   std::vector<std::uint8_t> labels;
   gumbel::Index rows = 0;  ///< image height
   gumbel::Index cols = 0;  ///< image width
