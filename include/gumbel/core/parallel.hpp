@@ -40,8 +40,14 @@ void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
   const bool parallel = rows > 1 && rows * elements_per_row >= kParallelGrain &&
                         omp_get_max_threads() > 1 && !omp_in_parallel();
   if (parallel) {
-#pragma omp parallel for schedule(static)
-    for (Index i = 0; i < rows; ++i) body(i);
+    // A static split by hand: LLVM's libomp allocates in every `omp for` scheduling call.
+#pragma omp parallel
+    {
+      const Index parts = omp_get_num_threads();
+      const Index part = omp_get_thread_num();
+      const Index end = rows * (part + 1) / parts;
+      for (Index i = rows * part / parts; i < end; ++i) body(i);
+    }
     return;
   }
   // Not `if(parallel)` on the pragma: libgomp allocates a team even for a serial region.
