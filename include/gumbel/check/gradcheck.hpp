@@ -49,6 +49,7 @@ GradCheckReport check_gradients(F&& f, const std::vector<Matrix<double>>& inputs
                                 GradCheckOptions options = {}) {
   Tape<double> tape;
   std::vector<Var<double>> vars;
+  vars.reserve(inputs.size());
   for (const auto& x : inputs) vars.push_back(tape.variable(x));
   const Var<double> out = f(tape, static_cast<const std::vector<Var<double>>&>(vars));
   Generator gen(options.seed);
@@ -56,6 +57,7 @@ GradCheckReport check_gradients(F&& f, const std::vector<Matrix<double>>& inputs
   tape.backward(sum(mul(out, tape.constant(weights))));
 
   std::vector<Matrix<double>> analytic;
+  analytic.reserve(vars.size());
   for (const auto& v : vars) {
     analytic.push_back(v.requires_grad() ? Matrix<double>(v.grad())
                                          : Matrix<double>::Zero(v.rows(), v.cols()));

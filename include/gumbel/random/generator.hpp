@@ -57,9 +57,9 @@ class Generator {
       random::BatchWords w;
       random::philox4x32_10_batch(first + static_cast<std::uint64_t>(e / per), stream_, key(), w);
       T* dest = out + (e - begin);
-      for (int b = 0; b < random::kBatch; ++b) {
+      for (Index b = 0; b < random::kBatch; ++b) {
         if constexpr (std::is_same_v<T, float>) {
-          for (int k = 0; k < 4; ++k) dest[4 * b + k] = random::uniform_open_float(w[k][b]);
+          for (Index k = 0; k < 4; ++k) dest[4 * b + k] = random::uniform_open_float(w[k][b]);
         } else {
           dest[2 * b] = static_cast<T>(random::uniform_open_double(join(w[1][b], w[0][b])));
           dest[2 * b + 1] = static_cast<T>(random::uniform_open_double(join(w[3][b], w[2][b])));
