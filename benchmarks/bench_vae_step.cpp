@@ -28,10 +28,9 @@ struct Trainer {
 
   void step(const vae::Matrix& images) {
     tape.clear();
-    adam.zero_grad();
     const auto f = model.forward(tape.constant(images), 0.9f, noise, estimator, 10);
     tape.backward(f.loss);
-    adam.step();
+    adam.step_and_zero_grad();  // as vae_mnist does
     benchmark::DoNotOptimize(f.reconstruction);
   }
 

@@ -46,6 +46,24 @@ TEST_CASE("Adam follows PyTorch's trajectory") {
               {0.2657895145563605, -1.253000861962316, 1.7531974982008178, -0.0476507358392008});
 }
 
+TEST_CASE("Adam's step_and_zero_grad is step then zero_grad, bit for bit") {
+  Generator gen(4);
+  // Larger than one chunk of the fused loop, with a ragged end.
+  const Matrix<float> start = gen.normal<float>(70, 50);
+  Parameter<float> a(start), b(start);
+  optim::Adam<float> fused({&a}), separate({&b});
+  for (int step = 0; step < 3; ++step) {
+    const Matrix<float> g = gen.normal<float>(70, 50);
+    a.grad = g;
+    b.grad = g;
+    fused.step_and_zero_grad();
+    separate.step();
+    separate.zero_grad();
+    CHECK(a.value == b.value);
+    CHECK(a.grad.isZero(0.0f));
+  }
+}
+
 TEST_CASE("SGD, with momentum, dampening, weight decay and Nesterov, follows PyTorch") {
   optim::SGDOptions<double> plain;
   plain.lr = 0.01;

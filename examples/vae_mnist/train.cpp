@@ -288,11 +288,10 @@ std::vector<EpochRecord> run(const Options& o) {
       }
       tau = temperature.at(step, adam.steps());
       tape.clear();
-      adam.zero_grad();
       const Var x = tape.constant(batch.topRows(rows));
       const Forward f = model.forward(x, float(tau), noise, estimator, o.rao_samples);
       tape.backward(f.loss);
-      adam.step();
+      adam.step_and_zero_grad();  // also leaves the gradients at zero for the next step
       const double loss = f.loss.item();
       if (!std::isfinite(loss)) {
         throw std::runtime_error("the loss became " + std::to_string(loss) + " at epoch " +
