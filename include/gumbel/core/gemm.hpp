@@ -7,7 +7,6 @@
 #pragma once
 
 #include <Eigen/Core>
-#include <algorithm>
 
 #include "gumbel/core/parallel.hpp"
 #include "gumbel/core/types.hpp"

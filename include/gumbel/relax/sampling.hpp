@@ -94,14 +94,6 @@ Index perturb_row(const Generator& gen, std::uint64_t first, Index i, const T* l
   return row_argmax(p, k);
 }
 
-/// In place: row <- softmax(row * inv_tau), given the row's maximum.
-template <class T>
-void softmax_row(T* row, Index k, T max, T inv_tau) {
-  RowArray<T> r(row, k);
-  r = exp_flush((r - max) * inv_tau);
-  r *= T(1) / r.sum();
-}
-
 /// In place: row <- log_softmax(row * inv_tau), given the row's maximum.
 template <class T>
 void log_softmax_row(T* row, Index k, T max, T inv_tau) {
