@@ -29,8 +29,7 @@ struct Trainer {
   void step(const vae::Matrix& images) {
     tape.clear();
     const auto f = model.forward(tape.constant(images), 0.9f, noise, estimator, 10);
-    tape.backward(f.loss);
-    adam.step_and_zero_grad();  // as vae_mnist does
+    adam.backward_and_step(tape, f.loss);  // as vae_mnist does
     benchmark::DoNotOptimize(f.reconstruction);
   }
 

@@ -64,6 +64,53 @@ TEST_CASE("Adam's step_and_zero_grad is step then zero_grad, bit for bit") {
   }
 }
 
+TEST_CASE("Adam's backward_and_step is backward then step_and_zero_grad, bit for bit") {
+  // Traps for updating a parameter while backward still needs it: w2 is recorded twice, and
+  // a consumer of its first node lies between the two nodes; v is on the tape but the loss
+  // does not reach it; u is not on the tape at all (its moments still move it).
+  struct Model {
+    Parameter<float> w1, b1, w2, v, u;
+    explicit Model(Generator& gen)
+        : w1(gen.normal<float>(8, 5)),
+          b1(gen.normal<float>(1, 8)),
+          w2(gen.normal<float>(3, 8)),
+          v(gen.normal<float>(2, 2)),
+          u(gen.normal<float>(4, 1)) {}
+    ParameterList<float> list() { return {&w1, &b1, &w2, &v, &u}; }
+    Var<float> loss(Tape<float>& tape, const Matrix<float>& x) {
+      const auto input = tape.constant(x);
+      const auto w2_first = tape.parameter(w2);
+      const auto early = linear(tanh(tape.constant(Matrix<float>::Ones(4, 8))), w2_first);
+      const auto h = relu(linear(input, tape.parameter(w1), tape.parameter(b1)));
+      const auto unused = square(tape.parameter(v));
+      const auto late = linear(h, tape.parameter(w2));
+      (void)unused;
+      return sum(square(late)) + sum(mul(early, late));
+    }
+  };
+  Generator init(9);
+  Model fused(init);
+  Generator init_again(9);
+  Model separate(init_again);
+  optim::Adam<float> fused_adam(fused.list()), separate_adam(separate.list());
+  Generator data(10);
+  for (int step = 0; step < 3; ++step) {
+    CAPTURE(step);
+    const Matrix<float> x = data.normal<float>(4, 5);
+    Tape<float> a, b;
+    fused_adam.backward_and_step(a, fused.loss(a, x));
+    b.backward(separate.loss(b, x));
+    separate_adam.step_and_zero_grad();
+    const auto pf = fused.list();
+    const auto ps = separate.list();
+    for (std::size_t i = 0; i < pf.size(); ++i) {
+      CAPTURE(i);
+      CHECK(pf[i]->value == ps[i]->value);
+      CHECK(pf[i]->grad.isZero(0.0f));
+    }
+  }
+}
+
 TEST_CASE("SGD, with momentum, dampening, weight decay and Nesterov, follows PyTorch") {
   optim::SGDOptions<double> plain;
   plain.lr = 0.01;

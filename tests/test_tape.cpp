@@ -27,6 +27,33 @@ TEST_CASE("a variable used twice receives both contributions") {
   CHECK(x.grad() == Md::Constant(1, 3, 5.0));
 }
 
+TEST_CASE_TEMPLATE("intermediate gradients: first writer assigns, others add, unreached are zero", T,
+                   float, double) {
+  // Intermediate gradients are not zeroed before backward; this pins the bookkeeping that
+  // replaces the zeroing: fan-out, one op using a node twice, a reshape sharing the gradient,
+  // both operands of kl_categorical being one node, a branch the loss does not use, and a
+  // second backward over the same tape.
+  Tape<T> tape;
+  Matrix<T> x0(2, 3);
+  x0 << T(0.1), T(-0.2), T(0.3), T(0.4), T(-0.5), T(0.6);
+  const auto x = tape.variable(x0);
+  const auto h = exp(x);
+  const auto unused = exp(h);
+  const auto loss = sum(mul(h, h)) + sum(scale(h, T(3))) + sum(reshape(h, 3, 2)) +
+                    sum(kl_categorical(h, h, Reduction::none));
+  const Matrix<T> hv = x0.array().exp().matrix();
+  const Matrix<T> dh = (T(2) * hv.array() + T(4)).matrix();  // d/dh (h^2 + 3h + h + 0)
+  const Matrix<T> dx = (dh.array() * hv.array()).matrix();
+  const T rel = std::is_same_v<T, float> ? T(1e-5) : T(1e-12);
+  for (int pass = 1; pass <= 2; ++pass) {
+    CAPTURE(pass);
+    tape.backward(loss);
+    CHECK(h.grad().isApprox(dh, rel));
+    CHECK(x.grad().isApprox(T(pass) * dx, rel));
+    CHECK(unused.grad().isZero(0));
+  }
+}
+
 TEST_CASE("parameters accumulate until zero_grad and are read in place") {
   Parameter<double> p(Md::Constant(2, 1, 1.5), "p");
   for (int step = 0; step < 3; ++step) {

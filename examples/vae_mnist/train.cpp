@@ -290,8 +290,9 @@ std::vector<EpochRecord> run(const Options& o) {
       tape.clear();
       const Var x = tape.constant(batch.topRows(rows));
       const Forward f = model.forward(x, float(tau), noise, estimator, o.rao_samples);
-      tape.backward(f.loss);
-      adam.step_and_zero_grad();  // also leaves the gradients at zero for the next step
+      // Each layer is updated as soon as its gradient is complete; the gradients are left at
+      // zero for the next step.
+      adam.backward_and_step(tape, f.loss);
       const double loss = f.loss.item();
       if (!std::isfinite(loss)) {
         throw std::runtime_error("the loss became " + std::to_string(loss) + " at epoch " +

@@ -1,6 +1,7 @@
 // A trainable matrix that outlives any tape: its value and accumulated gradient.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,11 @@ struct Parameter {
   Index cols() const { return value.cols(); }
   Index size() const { return value.size(); }
   void zero_grad() { grad.setZero(); }
+
+  // Bookkeeping of Tape::backward with a ready callback: which backward last saw this parameter
+  // and the earliest node it has there (its gradient is complete once the walk passes it).
+  std::uint64_t backward_stamp_ = 0;
+  std::uint32_t first_node_ = 0;
 };
 
 /// The parameters of a model, in a stable order (optimizers and checkpoints rely on it).

@@ -5,6 +5,7 @@
 // inputs' gradients. backward(loss) walks the nodes from the loss down to the first one.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <new>
@@ -21,6 +22,57 @@ namespace gumbel {
 
 template <class T>
 class Tape;
+
+namespace detail {
+/// A number no backward has used before, on any tape (parameters may be shared by tapes).
+inline std::uint64_t next_backward_stamp() {
+  static std::atomic<std::uint64_t> counter{0};
+  return ++counter;
+}
+}  // namespace detail
+
+/// Where a backward puts one operand's gradient contribution. Intermediate gradients are not
+/// zeroed before backward: the first op to write one assigns its contribution, later ones add.
+template <class T>
+class GradSink {
+ public:
+  GradSink(MatrixMap<T> grad, bool unwritten) : grad_(grad), unwritten_(unwritten) {}
+
+  /// grad += contribution (assigned when it is the first), for a full-shape array expression.
+  template <class Contribution>
+  void add(const Contribution& contribution) {
+    if (unwritten_) {
+      grad_.array() = contribution;
+    } else {
+      grad_.array() += contribution;
+    }
+  }
+
+  /// The same for row i, for backwards that go row by row; every row must be written.
+  template <class Contribution>
+  void add_row(Index i, const Contribution& contribution) {
+    if (unwritten_) {
+      grad_.row(i).array() = contribution;
+    } else {
+      grad_.row(i).array() += contribution;
+    }
+  }
+
+  /// The gradient, zeroed first if nothing had been written: for partial or accumulating
+  /// writes (a broadcast sum, a matrix product adding into its output).
+  MatrixMap<T> zeroed() {
+    if (unwritten_) grad_.setZero();
+    unwritten_ = false;
+    return grad_;
+  }
+
+  /// True while the contribution may be assigned (nothing written yet).
+  bool unwritten() const { return unwritten_; }
+
+ private:
+  MatrixMap<T> grad_;
+  bool unwritten_;
+};
 
 /// A handle to one node of a tape: cheap to copy, valid until the tape is cleared.
 template <class T>
@@ -41,7 +93,8 @@ class Var {
     return ConstMatrixMap<T>(n.value, n.rows, n.cols);
   }
 
-  /// The gradient of the last backward() with respect to this node.
+  /// The gradient of the last backward() with respect to this node (zero where backward did not
+  /// reach it).
   ConstMatrixMap<T> grad() const {
     const MatrixMap<T> g = grad_mut();
     return ConstMatrixMap<T>(g.data(), g.rows(), g.cols());
@@ -69,18 +122,26 @@ class Var {
   bool valid() const noexcept { return tape_ != nullptr && tape_->generation_ == generation_; }
 
   /// Write access for op implementations: the output value in forward, input gradients in
-  /// backward.
+  /// backward (add into it: other ops may have contributed already).
   MatrixMap<T> value_mut() const {
     const auto& n = node();
     return MatrixMap<T>(n.value, n.rows, n.cols);
   }
-  MatrixMap<T> grad_mut() const {
+  MatrixMap<T> grad_mut() const { return grad_sink().zeroed(); }
+
+  /// The gradient as a backward writes it: a map and whether nothing has been written into it
+  /// since backward() began. In that case a contribution covering the whole matrix may be
+  /// assigned rather than added, which saves a pass of zeroing; see GradSink.
+  GradSink<T> grad_sink() const {
     const auto& n = node();
     if (n.grad == nullptr) {
       detail::fail<TapeError>("Var::grad", "this variable does not require a gradient (a constant",
                               " or a value computed from constants only)");
     }
-    return MatrixMap<T>(n.grad, n.rows, n.cols);
+    auto& owner = tape_->nodes_[n.owner];  // an alias shares its source's gradient and state
+    const bool unwritten = owner.unwritten;
+    owner.unwritten = false;
+    return GradSink<T>(MatrixMap<T>(n.grad, n.rows, n.cols), unwritten);
   }
 
  private:
@@ -153,12 +214,22 @@ class Tape {
     n.grad = grad_enabled_ ? p.grad.data() : nullptr;
     n.rows = p.value.rows();
     n.cols = p.value.cols();
-    return push(n);
+    if (grad_enabled_) n.parameter = &p;
+    return push(n, true);
   }
 
   /// Runs reverse mode from a 1x1 loss: intermediate gradients start from zero, leaf and
-  /// parameter gradients accumulate.
+  /// parameter gradients accumulate. Nodes the loss does not depend on are skipped.
   void backward(const Var<T>& loss) {
+    backward(loss, [](Parameter<T>&) {});
+  }
+
+  /// backward(loss) that also calls `ready(p)` for each parameter on the tape as soon as no
+  /// node left to walk can add to its gradient, so that an optimizer can update it while the
+  /// gradient is still in cache (see Adam::backward_and_step). `ready` may change p.value and
+  /// p.grad: nothing left to walk reads them.
+  template <class Ready>
+  void backward(const Var<T>& loss, Ready&& ready) {
     check("backward", loss);
     const Node& out = node_of(loss);
     if (out.rows != 1 || out.cols != 1) {
@@ -168,14 +239,26 @@ class Tape {
     if (out.grad == nullptr) {
       detail::fail<TapeError>("backward", "the loss does not depend on any variable or parameter");
     }
+    // Rather than zeroing every intermediate gradient, mark it unwritten: its first writer
+    // assigns (GradSink), and a node nothing was written into has no effect on the loss.
     for (std::uint32_t i = 0; i <= loss.index_; ++i) {
       Node& n = nodes_[i];
-      if (n.zero_before_backward) std::fill_n(n.grad, n.rows * n.cols, T(0));
+      n.unwritten = n.intermediate;
     }
-    *out.grad += T(1);
+    loss.grad_sink().add(Eigen::Array<T, 1, 1>::Constant(T(1)));
+    // A parameter recorded more than once is ready only at its earliest node.
+    const std::uint64_t stamp = detail::next_backward_stamp();
+    for (std::uint32_t i = 0; i <= loss.index_; ++i) {
+      Parameter<T>* p = nodes_[i].parameter;
+      if (p != nullptr && p->backward_stamp_ != stamp) {
+        p->backward_stamp_ = stamp;
+        p->first_node_ = i;
+      }
+    }
     for (std::uint32_t i = loss.index_ + 1; i-- > 0;) {
       const Node& n = nodes_[i];
-      if (n.backward != nullptr) n.backward(n.closure);
+      if (n.backward != nullptr && !nodes_[n.owner].unwritten) n.backward(n.closure);
+      if (n.parameter != nullptr && n.parameter->first_node_ == i) ready(*n.parameter);
     }
   }
 
@@ -228,8 +311,8 @@ class Tape {
     n.cols = cols;
     n.backward = nullptr;
     n.closure = nullptr;
-    n.zero_before_backward = false;
-    return push(n);
+    n.parameter = nullptr;
+    return push(n, false);  // keeps the source as the owner of the gradient's state
   }
 
   /// Arena memory for `count` values, valid until clear() (intermediates a backward needs).
@@ -256,7 +339,11 @@ class Tape {
     Index cols = 0;
     void (*backward)(void*) = nullptr;
     void* closure = nullptr;
-    bool zero_before_backward = false;  // intermediates; leaves and aliases accumulate
+    Parameter<T>* parameter = nullptr;  // set on the leaf of a parameter
+    // The node whose gradient memory this is: itself, or the source of an alias.
+    std::uint32_t owner = 0;
+    bool intermediate = false;  // its gradient restarts from zero at each backward
+    bool unwritten = false;     // intermediate gradient not written since backward began (= zero)
   };
 
   Var<T> make_node(Index rows, Index cols, bool requires_grad, bool intermediate) {
@@ -269,17 +356,20 @@ class Tape {
     n.value = arena_.allocate_array<T>(static_cast<std::size_t>(rows * cols));
     if (requires_grad) {
       n.grad = arena_.allocate_array<T>(static_cast<std::size_t>(rows * cols));
-      n.zero_before_backward = intermediate;
+      n.intermediate = intermediate;
+      n.unwritten = intermediate;  // reads as zero until a backward writes it
     }
-    return push(n);
+    return push(n, true);
   }
 
-  Var<T> push(const Node& n) {
+  Var<T> push(Node n, bool owns_gradient) {
     if (nodes_.size() >= std::numeric_limits<std::uint32_t>::max()) {
       detail::fail<TapeError>("Tape", "more than 2^32 nodes on one tape");
     }
+    const auto index = static_cast<std::uint32_t>(nodes_.size());
+    if (owns_gradient) n.owner = index;
     nodes_.push_back(n);
-    return Var<T>(this, static_cast<std::uint32_t>(nodes_.size() - 1), generation_);
+    return Var<T>(this, index, generation_);
   }
 
   const Node& node_of(const Var<T>& v) const { return nodes_[v.index_]; }

@@ -26,7 +26,7 @@ Var<T> unary(const char* op, const Var<T>& x, Forward forward, Grad grad) {
     const auto xv = x.value();
     const auto yv = y.value();
     const auto dy = y.grad();
-    x.grad_mut().array() += grad(xv.array(), yv.array(), dy.array());
+    x.grad_sink().add(grad(xv.array(), yv.array(), dy.array()));
   });
   return y;
 }
@@ -71,10 +71,13 @@ const T* expand(Tape<T>& tape, const Var<T>& v, Broadcast kind, Index rows, Inde
 /// Adds a full-shape gradient contribution into an operand, summing over repeated axes.
 template <class T, class Contribution>
 void accumulate(const Var<T>& v, Broadcast kind, const Contribution& g) {
+  if (kind == Broadcast::none) {
+    v.grad_sink().add(g);
+    return;
+  }
   auto dv = v.grad_mut();
   switch (kind) {
     case Broadcast::none:
-      dv.array() += g;
       break;
     case Broadcast::row:
       dv.array() += g.colwise().sum();

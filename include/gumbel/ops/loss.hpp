@@ -80,11 +80,11 @@ Var<T> kl_uniform(const Var<T>& logits, Reduction reduction = Reduction::mean) {
     const ConstMatrixMap<T> q(q_data, rows, k);
     const auto klv = kl.value();
     const auto dy = kl.grad();
-    auto dx = logits.grad_mut();
+    auto dx = logits.grad_sink();
     for (Index i = 0; i < rows; ++i) {
       const T neg_entropy = klv(i, 0) - log_k;
-      dx.row(i).array() += dy(i, 0) * detail::times_unless_zero(q.row(i).array(),
-                                                                log_q.row(i).array() - neg_entropy);
+      dx.add_row(i, dy(i, 0) * detail::times_unless_zero(q.row(i).array(),
+                                                         log_q.row(i).array() - neg_entropy));
     }
   });
   return reduce(kl, reduction);
@@ -122,15 +122,20 @@ Var<T> kl_categorical(const Var<T>& q_logits, const Var<T>& p_logits,
     const ConstMatrixMap<T> p(p_data, rows, k);
     const auto klv = kl.value();
     const auto dy = kl.grad();
-    for (Index i = 0; i < rows; ++i) {
-      if (q_logits.requires_grad()) {
-        q_logits.grad_mut().row(i).array() +=
-            dy(i, 0) *
-            detail::times_unless_zero(q.row(i).array(),
-                                      log_q.row(i).array() - log_p.row(i).array() - klv(i, 0));
+    // One operand after the other: both may be the same variable, and the second must see
+    // the first's rows as written.
+    if (q_logits.requires_grad()) {
+      auto dq = q_logits.grad_sink();
+      for (Index i = 0; i < rows; ++i) {
+        dq.add_row(i, dy(i, 0) * detail::times_unless_zero(
+                                     q.row(i).array(),
+                                     log_q.row(i).array() - log_p.row(i).array() - klv(i, 0)));
       }
-      if (p_logits.requires_grad()) {
-        p_logits.grad_mut().row(i).array() += dy(i, 0) * (p.row(i).array() - q.row(i).array());
+    }
+    if (p_logits.requires_grad()) {
+      auto dp = p_logits.grad_sink();
+      for (Index i = 0; i < rows; ++i) {
+        dp.add_row(i, dy(i, 0) * (p.row(i).array() - q.row(i).array()));
       }
     }
   });

@@ -4,6 +4,16 @@
 #include "gumbel/core/tape.hpp"
 
 namespace gumbel {
+namespace detail {
+
+/// An x-shaped array expression of one repeated value (nothing is stored).
+template <class T>
+auto filled(const Var<T>& x, T value) {
+  return Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Constant(
+      x.rows(), x.cols(), value);
+}
+
+}  // namespace detail
 
 /// y = sum_ij x_ij (1x1) ;  dx_ij += dy
 template <class T>
@@ -11,7 +21,7 @@ Var<T> sum(const Var<T>& x) {
   Tape<T>& tape = detail::tape_of("sum", x);
   Var<T> y = tape.make(1, 1, x.requires_grad());
   y.value_mut()(0, 0) = x.value().sum();
-  tape.on_backward(y, [x, y] { x.grad_mut().array() += y.grad()(0, 0); });
+  tape.on_backward(y, [x, y] { x.grad_sink().add(detail::filled(x, y.grad()(0, 0))); });
   return y;
 }
 
@@ -23,7 +33,8 @@ Var<T> mean(const Var<T>& x) {
   const T inv_n = T(1) / static_cast<T>(x.size());
   Var<T> y = tape.make(1, 1, x.requires_grad());
   y.value_mut()(0, 0) = x.value().sum() * inv_n;
-  tape.on_backward(y, [x, y, inv_n] { x.grad_mut().array() += y.grad()(0, 0) * inv_n; });
+  tape.on_backward(y,
+                   [x, y, inv_n] { x.grad_sink().add(detail::filled(x, y.grad()(0, 0) * inv_n)); });
   return y;
 }
 
@@ -33,7 +44,8 @@ Var<T> sum_rows(const Var<T>& x) {
   Tape<T>& tape = detail::tape_of("sum_rows", x);
   Var<T> y = tape.make(x.rows(), 1, x.requires_grad());
   y.value_mut() = x.value().rowwise().sum();
-  tape.on_backward(y, [x, y] { x.grad_mut().colwise() += y.grad().col(0); });
+  tape.on_backward(y,
+                   [x, y] { x.grad_sink().add(y.grad().col(0).replicate(1, x.cols()).array()); });
   return y;
 }
 
@@ -45,7 +57,9 @@ Var<T> mean_rows(const Var<T>& x) {
   const T inv_n = T(1) / static_cast<T>(x.cols());
   Var<T> y = tape.make(x.rows(), 1, x.requires_grad());
   y.value_mut() = x.value().rowwise().sum() * inv_n;
-  tape.on_backward(y, [x, y, inv_n] { x.grad_mut().colwise() += y.grad().col(0) * inv_n; });
+  tape.on_backward(y, [x, y, inv_n] {
+    x.grad_sink().add(y.grad().col(0).replicate(1, x.cols()).array() * inv_n);
+  });
   return y;
 }
 
@@ -55,7 +69,8 @@ Var<T> sum_cols(const Var<T>& x) {
   Tape<T>& tape = detail::tape_of("sum_cols", x);
   Var<T> y = tape.make(1, x.cols(), x.requires_grad());
   y.value_mut() = x.value().colwise().sum();
-  tape.on_backward(y, [x, y] { x.grad_mut().rowwise() += y.grad().row(0); });
+  tape.on_backward(y,
+                   [x, y] { x.grad_sink().add(y.grad().row(0).replicate(x.rows(), 1).array()); });
   return y;
 }
 
@@ -67,7 +82,9 @@ Var<T> mean_cols(const Var<T>& x) {
   const T inv_n = T(1) / static_cast<T>(x.rows());
   Var<T> y = tape.make(1, x.cols(), x.requires_grad());
   y.value_mut() = x.value().colwise().sum() * inv_n;
-  tape.on_backward(y, [x, y, inv_n] { x.grad_mut().rowwise() += y.grad().row(0) * inv_n; });
+  tape.on_backward(y, [x, y, inv_n] {
+    x.grad_sink().add(y.grad().row(0).replicate(x.rows(), 1).array() * inv_n);
+  });
   return y;
 }
 

@@ -73,10 +73,10 @@ Var<T> softmax(const Var<T>& x) {
   tape.on_backward(y, [x, y] {
     const auto yv = y.value();
     const auto dy = y.grad();
-    auto dx = x.grad_mut();
+    auto dx = x.grad_sink();
     for (Index i = 0; i < yv.rows(); ++i) {
       const T dot = dy.row(i).dot(yv.row(i));
-      dx.row(i).array() += yv.row(i).array() * (dy.row(i).array() - dot);
+      dx.add_row(i, yv.row(i).array() * (dy.row(i).array() - dot));
     }
   });
   return y;
@@ -94,9 +94,9 @@ Var<T> log_softmax(const Var<T>& x) {
   tape.on_backward(y, [x, y, probs] {
     const ConstMatrixMap<T> p(probs, y.rows(), y.cols());
     const auto dy = y.grad();
-    auto dx = x.grad_mut();
+    auto dx = x.grad_sink();
     for (Index i = 0; i < dy.rows(); ++i) {
-      dx.row(i).array() += dy.row(i).array() - p.row(i).array() * dy.row(i).sum();
+      dx.add_row(i, dy.row(i).array() - p.row(i).array() * dy.row(i).sum());
     }
   });
   return y;

@@ -6,6 +6,8 @@
 // sample is the same whatever the thread count.
 #pragma once
 
+#include <optional>
+
 #include "gumbel/ops/elementwise.hpp"
 #include "gumbel/relax/sampling.hpp"
 
@@ -176,10 +178,12 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
     const auto dy = node.out.grad();
     const T inv_tau = node.inv_tau;
     T dtau = T(0);
+    std::optional<GradSink<T>> dl;
+    if (logits.requires_grad()) dl = logits.grad_sink();
     for (Index i = 0; i < node.rows; ++i) {
       const auto si = s.row(i).array();
       const auto dz = si * (dy.row(i).array() - dy.row(i).dot(s.row(i)));
-      if (logits.requires_grad()) logits.grad_mut().row(i).array() += dz * inv_tau;
+      if (dl) dl->add_row(i, dz * inv_tau);
       if (node.tau_grad) dtau += (si > T(0)).select(dz * si.log(), T(0)).sum();
     }
     if (node.tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
@@ -223,10 +227,12 @@ Var<T> gumbel_softmax_log_node(const Var<T>& logits, T tau, const Var<T>& tau_va
     const auto dy = node.out.grad();
     const T inv_tau = node.inv_tau;
     T dtau = T(0);
+    std::optional<GradSink<T>> dl;
+    if (logits.requires_grad()) dl = logits.grad_sink();
     for (Index i = 0; i < node.rows; ++i) {
       const auto yi = yv.row(i).array();
       const auto dz = dy.row(i).array() - exp_flush(yi) * dy.row(i).sum();
-      if (logits.requires_grad()) logits.grad_mut().row(i).array() += dz * inv_tau;
+      if (dl) dl->add_row(i, dz * inv_tau);
       if (node.tau_grad) {
         dtau += (yi > -std::numeric_limits<T>::infinity()).select(dz * yi, T(0)).sum();
       }
