@@ -7,6 +7,10 @@ the same bytes, and one training step of the MNIST VAE (batch 100, N = 30, K = 1
 PyTorch runs F.gumbel_softmax and the reference articles' model (reference_vae.py). Every figure
 is the median of --repetitions timings, and the two sides alternate within this one process run.
 
+With --mnist DIR it also times whole training epochs on the real MNIST: examples/vae_mnist and
+benchmarks/reference_vae.py, alternating, --epoch-pairs times, two epochs each (training time
+only, as both programs report it); the table gains the median epoch of each and their ratio.
+
 Use Debian's interpreter (python3-torch) with libopenblas0-pthread installed:
     /usr/bin/python3 benchmarks/compare_pytorch.py --build-dir build --threads 1
 """
@@ -30,7 +34,19 @@ def parse_args():
     p.add_argument("--json", help="also write the table here as JSON")
     p.add_argument("--no-epoch", action="store_true",
                    help="skip the VAE epoch-equivalent (600 steps, several seconds per timing)")
+    p.add_argument("--mnist", metavar="DIR",
+                   help="also time real training epochs on the MNIST IDX files in DIR")
+    p.add_argument("--epoch-pairs", type=int, default=4,
+                   help="alternating runs of each training program with --mnist (default 4)")
+    p.add_argument("--epochs-only", action="store_true",
+                   help="with --mnist: time only the training epochs")
     a = p.parse_args()
+    if a.epochs_only and not a.mnist:
+        p.error("--epochs-only needs --mnist")
+    if a.epoch_pairs < 1:
+        p.error(f"--epoch-pairs must be at least 1, got {a.epoch_pairs}")
+    if a.mnist and not os.path.isdir(a.mnist):
+        p.error(f"--mnist {a.mnist}: no such folder")
     if a.threads < 1:
         p.error(f"--threads must be at least 1, got {a.threads}")
     if a.repetitions < 1:
@@ -159,6 +175,34 @@ def loaded_blas(torch):
     return name
 
 
+def mnist_epochs(a):
+    """Training seconds per epoch of both programs on the real MNIST, alternating pairs."""
+    import csv
+    import tempfile
+    ours_bin = os.path.join(a.build_dir, "examples", "vae_mnist", "vae_mnist")
+    if not os.path.exists(ours_bin):
+        sys.exit(f"compare_pytorch: {ours_bin} is missing; build the vae_mnist target")
+    reference = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_vae.py")
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    ours, theirs = [], []
+    with tempfile.TemporaryDirectory() as out:
+        for pair in range(a.epoch_pairs):
+            subprocess.run([ours_bin, "--data-dir", a.mnist, "--output-dir", out, "--overwrite",
+                            "--epochs", "2", "--threads", str(a.threads), "--quiet"],
+                           check=True, capture_output=True, env=env)
+            with open(os.path.join(out, "loss.csv")) as f:
+                mine = [float(r["seconds"]) for r in csv.DictReader(f)]
+            printed = subprocess.run([sys.executable, reference, "--data-dir", a.mnist, "--epochs", "2",
+                                      "--threads", str(a.threads)],
+                                     check=True, capture_output=True, text=True, env=env).stdout
+            other = [float(line.split("seconds")[1]) for line in printed.splitlines() if "seconds" in line]
+            print(f"epoch pair {pair + 1}: gumbel {' '.join(f'{s:.2f}' for s in mine)} s, "
+                  f"PyTorch {' '.join(f'{s:.2f}' for s in other)} s", flush=True)
+            ours += mine
+            theirs += other
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def main():
     a = parse_args()
     # OpenBLAS starts one thread per core unless told otherwise; give both sides the same count.
@@ -178,7 +222,7 @@ def main():
         else:  # time per step, lower is better; ratio = our time / PyTorch's
             rows_out.append((case, ours_ns / 1e6, torch_ns / 1e6, ours_ns / torch_ns, "ms", "x the time"))
 
-    for rows, k in SHAPES:
+    for rows, k in [] if a.epochs_only else SHAPES:
         suffix = f"/rows:{rows}/K:{k}/threads:{a.threads}/real_time"
         ours = run_ours(os.path.join(bench, "bench_sampling"), f".*/rows:{rows}/K:{k}/threads:{a.threads}/", a)
         for name, fn in torch_cases(torch, F, rows, k).items():
@@ -186,12 +230,17 @@ def main():
 
     step, epoch = torch_vae(torch)
     name = f"BM_VaeTrainStep/estimator:0/threads:{a.threads}"
-    ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a)
-    add("VAE train step (batch 100, soft)", ours[name + "/real_time"], time_torch(step, a))
-    if not a.no_epoch:
+    if not a.epochs_only:
+        ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a)
+        add("VAE train step (batch 100, soft)", ours[name + "/real_time"], time_torch(step, a))
+    if not a.no_epoch and not a.epochs_only:
         name = f"BM_VaeEpoch/estimator:0/threads:{a.threads}/iterations:1"
         ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a, repetitions=3)
         add("VAE epoch-equivalent (600 steps)", ours[name + "/real_time"], time_once(epoch, 3))
+
+    if a.mnist:
+        ours_s, torch_s = mnist_epochs(a)
+        add(f"VAE epoch on MNIST (median of {2 * a.epoch_pairs})", ours_s * 1e9, torch_s)
 
     print(f"gumbel vs PyTorch {torch.__version__}, {a.threads} thread(s), medians of {a.repetitions}; "
           f"PyTorch's BLAS: {loaded_blas(torch)}")

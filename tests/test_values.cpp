@@ -149,6 +149,37 @@ TEST_CASE_TEMPLATE("KL divergences of categoricals", T, float, double) {
   CHECK(std::abs(kl_categorical(q, q).item()) < tol<T>());
 }
 
+#ifdef GUMBEL_GEMM_AVX512
+TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
+  // Tile edges: rows around the 8/10/12-row tiles, columns around the 32-column tile, depths
+  // within and beyond one depth block; every transpose; alpha != 1 onto a nonzero output.
+  Generator gen(12);
+  for (const Index m : {Index{6}, Index{9}, Index{12}, Index{13}, Index{100}, Index{203}}) {
+    for (const Index n : {Index{1}, Index{16}, Index{17}, Index{32}, Index{33}, Index{300}}) {
+      for (const Index k : {Index{1}, Index{31}, Index{784}, Index{1500}}) {
+        const Matrix<float> a = gen.normal<float>(m, k);
+        const Matrix<float> b = gen.normal<float>(k, n);
+        const Matrix<float> at = a.transpose();
+        const Matrix<float> bt = b.transpose();
+        const Matrix<float> start = gen.normal<float>(m, n);
+        for (int variant = 0; variant < 4; ++variant) {
+          const auto lhs = variant & 1 ? detail::as_transposed<float>(at) : detail::as_operand<float>(a);
+          const auto rhs = variant & 2 ? detail::as_transposed<float>(bt) : detail::as_operand<float>(b);
+          Matrix<float> ours = start;
+          Matrix<float> eigen = start;
+          detail::gemm_serial<float>(ours.data(), n, lhs, rhs, 0.75f);
+          detail::gemm_serial_eigen<float>(eigen.data(), n, lhs, rhs, 0.75f);
+          INFO("m = ", m, ", n = ", n, ", k = ", k, ", variant = ", variant);
+          // Both sum k products of unit normals: rounding grows like sqrt(k) eps per sum.
+          const float bound = 8 * std::sqrt(float(k)) * 6e-8f * float(k);
+          CHECK((ours - eigen).cwiseAbs().maxCoeff() <= bound);
+        }
+      }
+    }
+  }
+}
+#endif
+
 TEST_CASE_TEMPLATE("products agree with Eigen's for every transpose, on 1 and 2 threads", T, float,
                    double) {
   Generator gen(11);

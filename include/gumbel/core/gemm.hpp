@@ -7,7 +7,9 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <type_traits>
 
+#include "gumbel/core/gemm_avx512.hpp"
 #include "gumbel/core/parallel.hpp"
 #include "gumbel/core/types.hpp"
 
@@ -77,9 +79,10 @@ void gemm_kernel(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOp
                                                                           blocking);
 }
 
+/// Eigen's blocked product on our packing space, for any operand layout.
 template <class T>
-void gemm_serial(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOperand<T>& b,
-                 T alpha) {
+void gemm_serial_eigen(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOperand<T>& b,
+                       T alpha) {
   constexpr int R = Eigen::RowMajor;
   constexpr int C = Eigen::ColMajor;
   // A transposed row-major buffer is the same memory read column-major.
@@ -87,6 +90,21 @@ void gemm_serial(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOp
   if (!a.transposed && b.transposed) gemm_kernel<T, R, C>(dst, dst_stride, a, b, alpha);
   if (a.transposed && !b.transposed) gemm_kernel<T, C, R>(dst, dst_stride, a, b, alpha);
   if (a.transposed && b.transposed) gemm_kernel<T, C, C>(dst, dst_stride, a, b, alpha);
+}
+
+template <class T>
+void gemm_serial(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOperand<T>& b,
+                 T alpha) {
+#if defined(GUMBEL_GEMM_AVX512) && !defined(GUMBEL_EIGEN_GEMM)
+  // Our tiles pad to at least 8 rows: a product of fewer rows is Eigen's.
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.rows >= 6) {
+      avx512::gemm(dst, dst_stride, a, b, alpha);
+      return;
+    }
+  }
+#endif
+  gemm_serial_eigen(dst, dst_stride, a, b, alpha);
 }
 
 /// dst += alpha * a * b for a row-major dst whose shape the caller has checked.
