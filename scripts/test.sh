@@ -21,5 +21,5 @@ run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD
 run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=ON
 # -O1 keeps the sanitized suite fast enough; Eigen's own asserts stay on (no NDEBUG).
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_NATIVE=OFF
+          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON
 echo "== all test suites passed"

@@ -28,6 +28,57 @@ namespace gumbel::detail::avx512 {
 inline constexpr Index kNr = 32;    // columns per tile: two 16-float registers per row
 inline constexpr Index kNc = 2048;  // columns of B packed at once
 
+/// The low n lanes of 16.
+inline __mmask16 first_lanes(Index n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+}
+
+/// dst[t * dst_stride + r] = src[r * src_stride + t] for t < depth (at most 16) and the lanes
+/// r of `store`; rows r >= rows (at most 16) read as zero. A 16x16 transpose in registers:
+/// packing a panel that runs across the stored rows costs 4 shuffles per 16 floats instead of
+/// 16 scalar moves.
+inline void transpose16(const float* src, Index src_stride, Index rows, Index depth, float* dst,
+                        Index dst_stride, __mmask16 store) {
+  const __mmask16 load = first_lanes(depth);
+  __m512 r[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    r[i] = i < rows ? _mm512_maskz_loadu_ps(load, src + i * src_stride) : _mm512_setzero_ps();
+  }
+  // Pairs of rows interleaved within each 128-bit lane, then pairs of pairs: each lane of
+  // q[4 g + c] holds rows 4 g .. 4 g + 3 of the columns c, c + 4, c + 8, c + 12.
+  __m512 q[16];
+#pragma GCC unroll 4
+  for (int g = 0; g < 4; ++g) {
+    const __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
+    const __m512 hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+    const __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
+    const __m512 hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+    const auto pd = [](__m512 x) { return _mm512_castps_pd(x); };
+    q[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(lo01), pd(lo23)));
+    q[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(lo01), pd(lo23)));
+    q[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(hi01), pd(hi23)));
+    q[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(hi01), pd(hi23)));
+  }
+  // Lanes regrouped: column c + 4 l gathers lane l of q[c], q[4 + c], q[8 + c], q[12 + c].
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const __m512 even_low = _mm512_shuffle_f32x4(q[c], q[4 + c], 0x88);  // lanes 0, 2
+    const __m512 odd_low = _mm512_shuffle_f32x4(q[c], q[4 + c], 0xdd);   // lanes 1, 3
+    const __m512 even_high = _mm512_shuffle_f32x4(q[8 + c], q[12 + c], 0x88);
+    const __m512 odd_high = _mm512_shuffle_f32x4(q[8 + c], q[12 + c], 0xdd);
+    const __m512 column[4] = {_mm512_shuffle_f32x4(even_low, even_high, 0x88),  // c
+                              _mm512_shuffle_f32x4(odd_low, odd_high, 0x88),    // c + 4
+                              _mm512_shuffle_f32x4(even_low, even_high, 0xdd),  // c + 8
+                              _mm512_shuffle_f32x4(odd_low, odd_high, 0xdd)};   // c + 12
+#pragma GCC unroll 4
+    for (int l = 0; l < 4; ++l) {
+      const Index t = c + 4 * l;
+      if (t < depth) _mm512_mask_storeu_ps(dst + t * dst_stride, store, column[l]);
+    }
+  }
+}
+
 /// acc rows [0, rows) and columns [0, cols) added into c as c += alpha * acc.
 template <int Mr>
 inline void store_tile(const __m512 (&lo)[Mr], const __m512 (&hi)[Mr], float* c, Index ldc,
@@ -43,17 +94,13 @@ inline void store_tile(const __m512 (&lo)[Mr], const __m512 (&hi)[Mr], float* c,
     }
     return;
   }
-  const auto mask_of = [](Index n) {
-    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
-  };
-  const __mmask16 m0 = mask_of(cols);
-  const __mmask16 m1 = mask_of(cols - 16);
+  const __mmask16 m0 = first_lanes(cols);
+  const __mmask16 m1 = first_lanes(cols - 16);
 #pragma GCC unroll 16
   for (int r = 0; r < Mr; ++r) {
     if (r >= rows) break;
     float* row = c + r * ldc;
-    _mm512_mask_storeu_ps(row, m0,
-                          _mm512_fmadd_ps(lo[r], va, _mm512_maskz_loadu_ps(m0, row)));
+    _mm512_mask_storeu_ps(row, m0, _mm512_fmadd_ps(lo[r], va, _mm512_maskz_loadu_ps(m0, row)));
     _mm512_mask_storeu_ps(row + 16, m1,
                           _mm512_fmadd_ps(hi[r], va, _mm512_maskz_loadu_ps(m1, row + 16)));
   }
@@ -96,14 +143,11 @@ void pack_a(const Operand& a, Index i0, Index rows, Index k0, Index kc, float* o
         for (Index r = 0; r < h; ++r) dst[r] = src[r];
         for (Index r = h; r < Mr; ++r) dst[r] = 0.0f;
       }
-    } else {  // a(i, k) at data[i * stride + k]
-      for (Index r = 0; r < Mr; ++r) {
-        if (r < h) {
-          const float* src = a.data + (i0 + p + r) * a.stride + k0;
-          for (Index k = 0; k < kc; ++k) panel[k * Mr + r] = src[k];
-        } else {
-          for (Index k = 0; k < kc; ++k) panel[k * Mr + r] = 0.0f;
-        }
+    } else {  // a(i, k) at data[i * stride + k]: a transpose, 16 deep at a time
+      const float* src = a.data + (i0 + p) * a.stride + k0;
+      for (Index k = 0; k < kc; k += 16) {
+        transpose16(src + k, a.stride, h, std::min<Index>(16, kc - k), panel + k * Mr, Mr,
+                    first_lanes(Mr));
       }
     }
   }
@@ -116,20 +160,20 @@ void pack_b(const Operand& b, Index k0, Index kc, Index j0, Index cols, float* o
     const Index w = std::min(kNr, cols - j);
     float* panel = out + j * kc;
     if (!b.transposed) {  // b(k, j) at data[k * stride + j]
-      const __mmask16 m0 = w >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << w) - 1u);
-      const __mmask16 m1 = w >= 32 ? __mmask16(0xFFFF)
-                           : w <= 16 ? __mmask16(0)
-                                     : __mmask16((1u << (w - 16)) - 1u);
+      const __mmask16 m0 = first_lanes(w);
+      const __mmask16 m1 = first_lanes(w - 16);
       for (Index k = 0; k < kc; ++k) {
         const float* src = b.data + (k0 + k) * b.stride + j0 + j;
         _mm512_store_ps(panel + k * kNr, _mm512_maskz_loadu_ps(m0, src));
         _mm512_store_ps(panel + k * kNr + 16, _mm512_maskz_loadu_ps(m1, src + 16));
       }
-    } else {  // b(k, j) at data[j * stride + k]: a transpose
-      if (w < kNr) std::fill(panel, panel + kc * kNr, 0.0f);
-      for (Index c = 0; c < w; ++c) {
-        const float* src = b.data + (j0 + j + c) * b.stride + k0;
-        for (Index k = 0; k < kc; ++k) panel[k * kNr + c] = src[k];
+    } else {  // b(k, j) at data[j * stride + k]: a transpose, 16 x 16 at a time
+      for (Index half = 0; half < kNr; half += 16) {
+        const float* src = b.data + (j0 + j + half) * b.stride + k0;
+        for (Index k = 0; k < kc; k += 16) {
+          transpose16(src + k, b.stride, std::min<Index>(16, std::max<Index>(0, w - half)),
+                      std::min<Index>(16, kc - k), panel + k * kNr + half, kNr, first_lanes(16));
+        }
       }
     }
   }
@@ -164,8 +208,8 @@ void product(float* c, Index ldc, const Operand& a, const Operand& b, float alph
         for (Index jr = 0; jr < nc; jr += kNr) {
           const Index w = std::min(kNr, nc - jr);
           for (Index ir = 0; ir < mc; ir += Mr) {
-            tile<Mr>(kc, packed_a + ir * kc, packed_b + jr * kc, c + (ic + ir) * ldc + jc + jr,
-                     ldc, std::min<Index>(Mr, mc - ir), w, alpha);
+            tile<Mr>(kc, packed_a + ir * kc, packed_b + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
+                     std::min<Index>(Mr, mc - ir), w, alpha);
           }
         }
       }
