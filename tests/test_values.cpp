@@ -154,7 +154,9 @@ TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
   // Tile edges: rows around the 8/10/12-row tiles, columns around the 32-column tile, depths
   // within and beyond one depth block; every transpose; alpha != 1 onto a nonzero output.
   Generator gen(12);
-  for (const Index m : {Index{6}, Index{9}, Index{12}, Index{13}, Index{100}, Index{203}}) {
+  const int threads_before = max_threads();
+  set_threads(1);
+  for (const Index m : {Index{1}, Index{6}, Index{9}, Index{12}, Index{13}, Index{100}, Index{203}}) {
     for (const Index n : {Index{1}, Index{16}, Index{17}, Index{32}, Index{33}, Index{300}}) {
       for (const Index k : {Index{1}, Index{31}, Index{784}, Index{1500}}) {
         const Matrix<float> a = gen.normal<float>(m, k);
@@ -173,10 +175,17 @@ TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
           // Both sum k products of unit normals: rounding grows like sqrt(k) eps per sum.
           const float bound = 8 * std::sqrt(float(k)) * 6e-8f * float(k);
           CHECK((ours - eigen).cwiseAbs().maxCoeff() <= bound);
+          // Rows split between two threads: each element summed in the same order.
+          set_threads(2);
+          Matrix<float> split = start;
+          detail::gemm_accumulate<float>(MatrixMap<float>(split.data(), m, n), lhs, rhs, 0.75f);
+          set_threads(1);
+          CHECK((split - ours).cwiseAbs().maxCoeff() == 0.0f);
         }
       }
     }
   }
+  set_threads(threads_before);
 }
 #endif
 

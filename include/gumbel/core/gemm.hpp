@@ -96,12 +96,11 @@ template <class T>
 void gemm_serial(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOperand<T>& b,
                  T alpha) {
 #if defined(GUMBEL_GEMM_AVX512) && !defined(GUMBEL_EIGEN_GEMM)
-  // Our tiles pad to at least 8 rows: a product of fewer rows is Eigen's.
+  // Every float product, however few its rows: a product split among threads must sum each
+  // element in the same order in every slice.
   if constexpr (std::is_same_v<T, float>) {
-    if (a.rows >= 6) {
-      avx512::gemm(dst, dst_stride, a, b, alpha);
-      return;
-    }
+    avx512::gemm(dst, dst_stride, a, b, alpha);
+    return;
   }
 #endif
   gemm_serial_eigen(dst, dst_stride, a, b, alpha);
