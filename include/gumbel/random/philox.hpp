@@ -6,6 +6,10 @@
 #include <array>
 #include <cstdint>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace gumbel::random {
 
 using Words = std::array<std::uint32_t, 4>;
@@ -38,9 +42,10 @@ inline constexpr int kBatch = 16;
 /// Words of kBatch consecutive blocks, word w of block b at words[w][b].
 using BatchWords = std::uint32_t[4][kBatch];
 
-/// philox4x32_10 for the counters {first + b, stream} of b = 0 .. kBatch - 1, all at once.
-inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key key,
-                                BatchWords& out) noexcept {
+/// philox4x32_10 for the counters {first + b, stream} of b = 0 .. kBatch - 1, all at once, in
+/// plain C++ (the compiler vectorises it).
+inline void philox4x32_10_batch_portable(std::uint64_t first, std::uint64_t stream, Key key,
+                                         BatchWords& out) noexcept {
   constexpr std::uint64_t kMul0 = 0xD2511F53u;
   constexpr std::uint64_t kMul1 = 0xCD9E8D57u;
   std::uint32_t c0[kBatch], c1[kBatch], c2[kBatch], c3[kBatch];
@@ -72,6 +77,60 @@ inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key k
     out[3][b] = c3[b];
   }
 }
+
+#if defined(__AVX512F__)
+/// The same 16 blocks with AVX-512: one register per word, 16 counters in its lanes. The
+/// 32 x 32 -> 64-bit products come as a low half (mullo) and a high half assembled from the
+/// even-lane and odd-lane products; three-way XORs are one ternary-logic instruction.
+inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key key,
+                                BatchWords& out) noexcept {
+  static_assert(kBatch == 16, "one 512-bit register of 32-bit lanes per word");
+  alignas(64) std::uint32_t low[kBatch];
+  alignas(64) std::uint32_t high[kBatch];
+  for (int b = 0; b < kBatch; ++b) {
+    const std::uint64_t index = first + static_cast<std::uint64_t>(b);
+    low[b] = static_cast<std::uint32_t>(index);
+    high[b] = static_cast<std::uint32_t>(index >> 32);
+  }
+  __m512i c0 = _mm512_load_si512(low);
+  __m512i c1 = _mm512_load_si512(high);
+  __m512i c2 = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream)));
+  __m512i c3 = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream >> 32)));
+  const __m512i mul0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i mul1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  const auto high_half = [](__m512i x, __m512i m) {
+    const __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(x, m), 32);
+    const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(x, 32), m);
+    return _mm512_mask_blend_epi32(__mmask16(0xAAAA), even, odd);
+  };
+  constexpr int kXor3 = 0x96;  // a ^ b ^ c
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) {
+      key[0] += 0x9E3779B9u;
+      key[1] += 0xBB67AE85u;
+    }
+    const __m512i k0 = _mm512_set1_epi32(static_cast<int>(key[0]));
+    const __m512i k1 = _mm512_set1_epi32(static_cast<int>(key[1]));
+    const __m512i hi0 = high_half(c0, mul0);
+    const __m512i lo0 = _mm512_mullo_epi32(c0, mul0);
+    const __m512i hi1 = high_half(c2, mul1);
+    const __m512i lo1 = _mm512_mullo_epi32(c2, mul1);
+    c0 = _mm512_ternarylogic_epi32(hi1, c1, k0, kXor3);
+    c1 = lo1;
+    c2 = _mm512_ternarylogic_epi32(hi0, c3, k1, kXor3);
+    c3 = lo0;
+  }
+  _mm512_storeu_si512(out[0], c0);
+  _mm512_storeu_si512(out[1], c1);
+  _mm512_storeu_si512(out[2], c2);
+  _mm512_storeu_si512(out[3], c3);
+}
+#else
+inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key key,
+                                BatchWords& out) noexcept {
+  philox4x32_10_batch_portable(first, stream, key, out);
+}
+#endif
 
 /// A uniform float on the open interval (0, 1) from 32 random bits: the top 23 bits plus half
 /// a step, i.e. one of 2^23 midpoints from 2^-24 to 1 - 2^-24. Both ends are exact floats, so
