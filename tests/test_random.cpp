@@ -18,8 +18,8 @@ TEST_CASE("Philox4x32-10 matches the published known-answer vectors") {
 TEST_CASE("16 Philox blocks at once equal 16 blocks one by one, both implementations") {
   // Counters whose low word wraps inside the batch, and keys and streams with high bits set.
   const random::Key key{0xa4093822u, 0x299f31d0u};
-  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{0xFFFFFFF8u},
-                                    std::uint64_t{0x123456789abcdef0u}}) {
+  for (const std::uint64_t first :
+       {std::uint64_t{0}, std::uint64_t{0xFFFFFFF8u}, std::uint64_t{0x123456789abcdef0u}}) {
     const std::uint64_t stream = 0xfedcba9876543210u;
     random::BatchWords fast{};
     random::BatchWords portable{};

@@ -27,8 +27,8 @@ TEST_CASE("a variable used twice receives both contributions") {
   CHECK(x.grad() == Md::Constant(1, 3, 5.0));
 }
 
-TEST_CASE_TEMPLATE("intermediate gradients: first writer assigns, others add, unreached are zero", T,
-                   float, double) {
+TEST_CASE_TEMPLATE("intermediate gradients: first writer assigns, others add, unreached are zero",
+                   T, float, double) {
   // Intermediate gradients are not zeroed before backward; this pins the bookkeeping that
   // replaces the zeroing: fan-out, one op using a node twice, a reshape sharing the gradient,
   // both operands of kl_categorical being one node, a branch the loss does not use, and a

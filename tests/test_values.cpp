@@ -156,7 +156,8 @@ TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
   Generator gen(12);
   const int threads_before = max_threads();
   set_threads(1);
-  for (const Index m : {Index{1}, Index{6}, Index{9}, Index{12}, Index{13}, Index{100}, Index{203}}) {
+  for (const Index m :
+       {Index{1}, Index{6}, Index{9}, Index{12}, Index{13}, Index{100}, Index{203}}) {
     for (const Index n : {Index{1}, Index{16}, Index{17}, Index{32}, Index{33}, Index{300}}) {
       for (const Index k : {Index{1}, Index{31}, Index{784}, Index{1500}}) {
         const Matrix<float> a = gen.normal<float>(m, k);
@@ -165,8 +166,10 @@ TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
         const Matrix<float> bt = b.transpose();
         const Matrix<float> start = gen.normal<float>(m, n);
         for (int variant = 0; variant < 4; ++variant) {
-          const auto lhs = variant & 1 ? detail::as_transposed<float>(at) : detail::as_operand<float>(a);
-          const auto rhs = variant & 2 ? detail::as_transposed<float>(bt) : detail::as_operand<float>(b);
+          const auto lhs =
+              variant & 1 ? detail::as_transposed<float>(at) : detail::as_operand<float>(a);
+          const auto rhs =
+              variant & 2 ? detail::as_transposed<float>(bt) : detail::as_operand<float>(b);
           Matrix<float> ours = start;
           Matrix<float> eigen = start;
           detail::gemm_serial<float>(ours.data(), n, lhs, rhs, 0.75f);

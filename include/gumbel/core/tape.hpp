@@ -66,9 +66,6 @@ class GradSink {
     return grad_;
   }
 
-  /// True while the contribution may be assigned (nothing written yet).
-  bool unwritten() const { return unwritten_; }
-
  private:
   MatrixMap<T> grad_;
   bool unwritten_;
@@ -121,8 +118,9 @@ class Var {
   /// True while the tape that made this variable has not been cleared since.
   bool valid() const noexcept { return tape_ != nullptr && tape_->generation_ == generation_; }
 
-  /// Write access for op implementations: the output value in forward, input gradients in
-  /// backward (add into it: other ops may have contributed already).
+  /// Write access for op implementations: the output value in forward; in backward, the
+  /// gradient to add into (other ops may have contributed already), zeroed first when nothing
+  /// has been written into it yet.
   MatrixMap<T> value_mut() const {
     const auto& n = node();
     return MatrixMap<T>(n.value, n.rows, n.cols);
