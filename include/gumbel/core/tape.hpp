@@ -238,21 +238,18 @@ class Tape {
       detail::fail<TapeError>("backward", "the loss does not depend on any variable or parameter");
     }
     // Rather than zeroing every intermediate gradient, mark it unwritten: its first writer
-    // assigns (GradSink), and a node nothing was written into has no effect on the loss.
+    // assigns (GradSink), and a node nothing was written into has no effect on the loss. A
+    // parameter recorded more than once is ready only at its earliest node.
+    const std::uint64_t stamp = detail::next_backward_stamp();
     for (std::uint32_t i = 0; i <= loss.index_; ++i) {
       Node& n = nodes_[i];
       n.unwritten = n.intermediate;
-    }
-    loss.grad_sink().add(Eigen::Array<T, 1, 1>::Constant(T(1)));
-    // A parameter recorded more than once is ready only at its earliest node.
-    const std::uint64_t stamp = detail::next_backward_stamp();
-    for (std::uint32_t i = 0; i <= loss.index_; ++i) {
-      Parameter<T>* p = nodes_[i].parameter;
-      if (p != nullptr && p->backward_stamp_ != stamp) {
-        p->backward_stamp_ = stamp;
-        p->first_node_ = i;
+      if (n.parameter != nullptr && n.parameter->backward_stamp_ != stamp) {
+        n.parameter->backward_stamp_ = stamp;
+        n.parameter->first_node_ = i;
       }
     }
+    loss.grad_sink().add(Eigen::Array<T, 1, 1>::Constant(T(1)));
     for (std::uint32_t i = loss.index_ + 1; i-- > 0;) {
       const Node& n = nodes_[i];
       if (n.backward != nullptr && !nodes_[n.owner].unwritten) n.backward(n.closure);

@@ -71,22 +71,18 @@ const T* expand(Tape<T>& tape, const Var<T>& v, Broadcast kind, Index rows, Inde
 /// Adds a full-shape gradient contribution into an operand, summing over repeated axes.
 template <class T, class Contribution>
 void accumulate(const Var<T>& v, Broadcast kind, const Contribution& g) {
-  if (kind == Broadcast::none) {
-    v.grad_sink().add(g);
-    return;
-  }
-  auto dv = v.grad_mut();
   switch (kind) {
     case Broadcast::none:
+      v.grad_sink().add(g);  // full shape: the first writer assigns
       break;
     case Broadcast::row:
-      dv.array() += g.colwise().sum();
+      v.grad_mut().array() += g.colwise().sum();
       break;
     case Broadcast::col:
-      dv.array() += g.rowwise().sum();
+      v.grad_mut().array() += g.rowwise().sum();
       break;
     case Broadcast::scalar:
-      dv(0, 0) += g.sum();
+      v.grad_mut()(0, 0) += g.sum();
       break;
   }
 }
