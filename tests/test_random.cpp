@@ -15,11 +15,13 @@ TEST_CASE("Philox4x32-10 matches the published known-answer vectors") {
         random::Words{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u});
 }
 
-TEST_CASE("16 Philox blocks at once equal 16 blocks one by one, both implementations") {
-  // Counters whose low word wraps inside the batch, and keys and streams with high bits set.
+TEST_CASE("A batch of Philox blocks equals the blocks one by one, both implementations") {
+  // Counters whose low word wraps inside the first and a later set of 16, a counter that wraps
+  // around 2^64, and keys and streams with high bits set.
   const random::Key key{0xa4093822u, 0x299f31d0u};
   for (const std::uint64_t first :
-       {std::uint64_t{0}, std::uint64_t{0xFFFFFFF8u}, std::uint64_t{0x123456789abcdef0u}}) {
+       {std::uint64_t{0}, std::uint64_t{0xFFFFFFF8u}, std::uint64_t{0xFFFFFFD5u},
+        std::uint64_t{0x123456789abcdef0u}, ~std::uint64_t{0} - 40}) {
     const std::uint64_t stream = 0xfedcba9876543210u;
     random::BatchWords fast{};
     random::BatchWords portable{};
@@ -86,9 +88,11 @@ TEST_CASE_TEMPLATE("batched uniforms equal the block-by-block definition, for an
   const Generator gen(42, 3);
   constexpr Index per = Generator::values_per_block<T>;
   const std::uint64_t first = (std::uint64_t{1} << 32) - 5;  // the counter's low word wraps
-  // Slices that start mid-block, span several 16-block batches and end mid-block.
+  // Slices that start mid-block, are just too long for blocks one by one, fill a batch exactly
+  // or span several batches, and end mid-block or mid-batch.
   for (const Index begin : {Index{0}, Index{1}, Index{3}, Index{61}}) {
-    for (const Index count : {Index{1}, Index{7}, Index{64}, Index{200}, Index{1001}}) {
+    for (const Index count :
+         {Index{1}, Index{7}, Index{17}, Index{64}, Index{128}, Index{256}, Index{1001}}) {
       std::vector<T> batched(static_cast<std::size_t>(count));
       gen.uniform_range(first, begin, count, batched.data());
       for (Index j = 0; j < count; ++j) {

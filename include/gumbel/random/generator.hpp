@@ -49,25 +49,42 @@ class Generator {
   void uniform_range(std::uint64_t first, Index begin, Index count, T* out) const noexcept {
     constexpr Index per = values_per_block<T>;
     constexpr Index batch_values = per * random::kBatch;
+    // A batch costs about as much as four blocks one by one: short ranges go block by block.
+    constexpr Index kShortRange = 4 * per;
     Index e = begin;
     const Index end = begin + count;
-    // A partial first block, then whole batches of blocks, then what is left one block at a time.
-    if (e % per != 0) e = uniform_blocks(first, e, std::min(end, e + per - e % per), out - begin);
-    while (end - e >= batch_values) {
-      random::BatchWords w;
-      random::philox4x32_10_batch(first + static_cast<std::uint64_t>(e / per), stream_, key(), w);
+    while (end - e > kShortRange) {
+      // A batch may start at any block; a range that starts mid-block or ends mid-batch takes
+      // the part of a whole batch it needs.
+      const Index lane = e % per;
+      const Index n = std::min(end - e, batch_values - lane);
+      const std::uint64_t block = first + static_cast<std::uint64_t>(e / per);
       T* dest = out + (e - begin);
-      for (Index b = 0; b < random::kBatch; ++b) {
-        if constexpr (std::is_same_v<T, float>) {
-          for (Index k = 0; k < 4; ++k) dest[4 * b + k] = random::uniform_open_float(w[k][b]);
-        } else {
-          dest[2 * b] = static_cast<T>(random::uniform_open_double(join(w[1][b], w[0][b])));
-          dest[2 * b + 1] = static_cast<T>(random::uniform_open_double(join(w[3][b], w[2][b])));
-        }
+      if (n == batch_values) {
+        uniform_batch(block, dest);
+      } else {
+        T values[batch_values];
+        uniform_batch(block, values);
+        std::copy_n(values + lane, n, dest);
       }
-      e += batch_values;
+      e += n;
     }
     uniform_blocks(first, e, end, out - begin);
+  }
+
+  /// The per * kBatch values of the batch of blocks that starts at block `block`, in order.
+  template <class T>
+  void uniform_batch(std::uint64_t block, T* dest) const noexcept {
+    random::BatchWords w;
+    random::philox4x32_10_batch(block, stream_, key(), w);
+    for (Index b = 0; b < random::kBatch; ++b) {
+      if constexpr (std::is_same_v<T, float>) {
+        for (Index k = 0; k < 4; ++k) dest[4 * b + k] = random::uniform_open_float(w[k][b]);
+      } else {
+        dest[2 * b] = static_cast<T>(random::uniform_open_double(join(w[1][b], w[0][b])));
+        dest[2 * b + 1] = static_cast<T>(random::uniform_open_double(join(w[3][b], w[2][b])));
+      }
+    }
   }
 
   /// Blocks a draw of `count` values of type T uses.

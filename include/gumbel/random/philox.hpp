@@ -36,8 +36,9 @@ constexpr Words philox4x32_10(Words ctr, Key key) noexcept {
 }
 
 /// Blocks a batch computes at once: with the words held lane by lane (structure of arrays), the
-/// compiler turns the rounds into vector multiplies over all 16 counters.
-inline constexpr int kBatch = 16;
+/// rounds become vector multiplies over all counters. 64 blocks are four independent sets of 16,
+/// enough to hide the multiplies' latency.
+inline constexpr int kBatch = 64;
 
 /// Words of kBatch consecutive blocks, word w of block b at words[w][b].
 using BatchWords = std::uint32_t[4][kBatch];
@@ -79,23 +80,31 @@ inline void philox4x32_10_batch_portable(std::uint64_t first, std::uint64_t stre
 }
 
 #if defined(__AVX512F__)
-/// The same 16 blocks with AVX-512: one register per word, 16 counters in its lanes. The
-/// 32 x 32 -> 64-bit products come as a low half (mullo) and a high half assembled from the
-/// even-lane and odd-lane products; three-way XORs are one ternary-logic instruction.
+/// The same blocks with AVX-512: one register per word and set of 16 counters, the four sets
+/// interleaved round by round. The 32 x 32 -> 64-bit products come as a low half (mullo) and a
+/// high half assembled from the even-lane and odd-lane products; three-way XORs are one
+/// ternary-logic instruction. The counters are built in registers (a carry into the high word
+/// where the low word wraps): writing them to memory and loading them back stalled each batch.
 inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key key,
                                 BatchWords& out) noexcept {
-  static_assert(kBatch == 16, "one 512-bit register of 32-bit lanes per word");
-  alignas(64) std::uint32_t low[kBatch];
-  alignas(64) std::uint32_t high[kBatch];
-  for (int b = 0; b < kBatch; ++b) {
-    const std::uint64_t index = first + static_cast<std::uint64_t>(b);
-    low[b] = static_cast<std::uint32_t>(index);
-    high[b] = static_cast<std::uint32_t>(index >> 32);
+  constexpr int kSets = kBatch / 16;
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i stream_low =
+      _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream)));
+  const __m512i stream_high =
+      _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream >> 32)));
+  __m512i c0[kSets], c1[kSets], c2[kSets], c3[kSets];
+  for (int s = 0; s < kSets; ++s) {
+    const std::uint64_t base = first + static_cast<std::uint64_t>(16 * s);
+    const __m512i low = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(base)));
+    const __m512i high =
+        _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(base >> 32)));
+    c0[s] = _mm512_add_epi32(low, iota);
+    c1[s] = _mm512_mask_add_epi32(high, _mm512_cmplt_epu32_mask(c0[s], low), high, one);
+    c2[s] = stream_low;
+    c3[s] = stream_high;
   }
-  __m512i c0 = _mm512_load_si512(low);
-  __m512i c1 = _mm512_load_si512(high);
-  __m512i c2 = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream)));
-  __m512i c3 = _mm512_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream >> 32)));
   const __m512i mul0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
   const __m512i mul1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
   const auto high_half = [](__m512i x, __m512i m) {
@@ -111,19 +120,23 @@ inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key k
     }
     const __m512i k0 = _mm512_set1_epi32(static_cast<int>(key[0]));
     const __m512i k1 = _mm512_set1_epi32(static_cast<int>(key[1]));
-    const __m512i hi0 = high_half(c0, mul0);
-    const __m512i lo0 = _mm512_mullo_epi32(c0, mul0);
-    const __m512i hi1 = high_half(c2, mul1);
-    const __m512i lo1 = _mm512_mullo_epi32(c2, mul1);
-    c0 = _mm512_ternarylogic_epi32(hi1, c1, k0, kXor3);
-    c1 = lo1;
-    c2 = _mm512_ternarylogic_epi32(hi0, c3, k1, kXor3);
-    c3 = lo0;
+    for (int s = 0; s < kSets; ++s) {
+      const __m512i hi0 = high_half(c0[s], mul0);
+      const __m512i lo0 = _mm512_mullo_epi32(c0[s], mul0);
+      const __m512i hi1 = high_half(c2[s], mul1);
+      const __m512i lo1 = _mm512_mullo_epi32(c2[s], mul1);
+      c0[s] = _mm512_ternarylogic_epi32(hi1, c1[s], k0, kXor3);
+      c1[s] = lo1;
+      c2[s] = _mm512_ternarylogic_epi32(hi0, c3[s], k1, kXor3);
+      c3[s] = lo0;
+    }
   }
-  _mm512_storeu_si512(out[0], c0);
-  _mm512_storeu_si512(out[1], c1);
-  _mm512_storeu_si512(out[2], c2);
-  _mm512_storeu_si512(out[3], c3);
+  for (int s = 0; s < kSets; ++s) {
+    _mm512_storeu_si512(out[0] + 16 * s, c0[s]);
+    _mm512_storeu_si512(out[1] + 16 * s, c1[s]);
+    _mm512_storeu_si512(out[2] + 16 * s, c2[s]);
+    _mm512_storeu_si512(out[3] + 16 * s, c3[s]);
+  }
 }
 #else
 inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key key,
