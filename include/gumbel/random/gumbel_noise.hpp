@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 
+#include "gumbel/core/fast_math_avx512.hpp"
 #include "gumbel/core/numeric.hpp"
 #include "gumbel/core/parallel.hpp"
 #include "gumbel/random/generator.hpp"
@@ -17,7 +18,19 @@ void gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index 
   gen.uniform_range(first, begin, count, out);
   if constexpr (std::is_same_v<T, float>) {
     // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
+#if defined(__AVX512F__)
+    Index j = 0;
+    for (; j + 16 <= count; j += 16) {
+      _mm512_storeu_ps(out + j, detail::avx512::gumbel_from_uniform(_mm512_loadu_ps(out + j)));
+    }
+    if (j < count) {
+      const auto tail = static_cast<__mmask16>((1u << (count - j)) - 1);
+      const __m512 u = _mm512_mask_loadu_ps(_mm512_set1_ps(0.5f), tail, out + j);
+      _mm512_mask_storeu_ps(out + j, tail, detail::avx512::gumbel_from_uniform(u));
+    }
+#else
     for (Index j = 0; j < count; ++j) out[j] = -detail::log_positive(-detail::log_positive(out[j]));
+#endif
   } else {
     Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> g(out, count);
     g = -(-g.log()).log();

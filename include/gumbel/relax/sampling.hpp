@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "gumbel/core/fast_math_avx512.hpp"
 #include "gumbel/core/numeric.hpp"
 #include "gumbel/core/tape.hpp"
 #include "gumbel/random/gumbel_noise.hpp"
@@ -57,10 +58,105 @@ inline Index sampling_block_rows(Index k) {
   return std::clamp<Index>(kSamplingBlock / std::max<Index>(k, 1), 1, kMaxBlockRows);
 }
 
+#if defined(__AVX512F__)
+namespace avx512 {
+
+/// The lanes of a 16-float vector that start at column j of a row of k.
+inline __mmask16 row_lanes(Index j, Index k) {
+  return k - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (k - j)) - 1);
+}
+
+/// max(v) or sum(v) in every lane: four swap-and-combine steps (halves, quarters, pairs,
+/// neighbours), with no trip through a scalar register.
+template <class Combine>
+__m512 all_lanes(__m512 v, Combine combine) {
+  v = combine(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  v = combine(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  v = combine(v, _mm512_permute_ps(v, 0x4E));
+  return combine(v, _mm512_permute_ps(v, 0xB1));
+}
+inline __m512 all_lanes_max(__m512 v) {
+  return all_lanes(v, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
+}
+inline __m512 all_lanes_sum(__m512 v) {
+  return all_lanes(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+}
+
+/// row_argmax for floats: one pass for the maximum (and NaN), one to find where it is; a row
+/// of up to 16 is one vector and needs neither loop.
+inline Index row_argmax(const float* row, Index k) {
+  const __m512 minus_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 best = minus_inf;
+  __mmask16 nan = 0;
+  __m512 first = minus_inf;
+  for (Index j = 0; j < k; j += 16) {
+    const __m512 v = _mm512_mask_loadu_ps(minus_inf, row_lanes(j, k), row + j);
+    if (j == 0) first = v;
+    best = _mm512_max_ps(best, v);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  }
+  best = all_lanes_max(best);
+  const float max = _mm512_cvtss_f32(best);
+  if (nan != 0 || !std::isfinite(max)) return -1;
+  for (Index j = 0;; j += 16) {
+    const __mmask16 lanes = row_lanes(j, k);
+    const __m512 v = j == 0 ? first : _mm512_maskz_loadu_ps(lanes, row + j);
+    const __mmask16 hit = _mm512_mask_cmp_ps_mask(lanes, v, best, _CMP_EQ_OQ);
+    if (hit != 0) return j + __builtin_ctz(hit);
+  }
+}
+
+/// softmax_block for floats: e^((x - max) / tau) = 2^((x - max) log2(e) / tau), one pass for
+/// the powers and their sum, one to normalise (merged into the first for rows of up to 16).
+inline void softmax_block(float* block, Index rows, Index k, const Index* argmax, float inv_tau) {
+  const __m512 scale = _mm512_set1_ps(inv_tau * 1.44269504088896341f);
+  const auto power = [&](__m512 x, __m512 max) {
+    return avx512::exp2_flush(_mm512_mul_ps(_mm512_sub_ps(x, max), scale));
+  };
+  if (k <= 16 && rows <= kMaxBlockRows) {
+    // Rows of one vector each, read from a copy of the block: a masked store to a row and the
+    // masked load of the next touch the same 64 bytes, and the core would wait for each store
+    // before the next row's load, one row at a time.
+    alignas(64) float copy[16 * kMaxBlockRows];
+    std::copy_n(block, rows * k, copy);
+    const __mmask16 lanes = row_lanes(0, k);
+    for (Index r = 0; r < rows; ++r) {
+      const float* in = copy + r * k;
+      const __m512 e = _mm512_maskz_mov_ps(
+          lanes, power(_mm512_maskz_loadu_ps(lanes, in), _mm512_set1_ps(in[argmax[r]])));
+      _mm512_mask_storeu_ps(block + r * k, lanes, _mm512_div_ps(e, all_lanes_sum(e)));
+    }
+    return;
+  }
+  for (Index r = 0; r < rows; ++r) {
+    float* row = block + r * k;
+    const __m512 max = _mm512_set1_ps(row[argmax[r]]);
+    __m512 sum = _mm512_setzero_ps();
+    for (Index j = 0; j < k; j += 16) {
+      const __mmask16 lanes = row_lanes(j, k);
+      const __m512 e = power(_mm512_maskz_loadu_ps(lanes, row + j), max);
+      sum = _mm512_mask_add_ps(sum, lanes, sum, e);
+      _mm512_mask_storeu_ps(row + j, lanes, e);
+    }
+    const __m512 inv_sum = _mm512_div_ps(_mm512_set1_ps(1.0f), all_lanes_sum(sum));
+    for (Index j = 0; j < k; j += 16) {
+      const __mmask16 lanes = row_lanes(j, k);
+      _mm512_mask_storeu_ps(row + j, lanes,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, row + j), inv_sum));
+    }
+  }
+}
+
+}  // namespace avx512
+#endif
+
 /// The index of the first largest entry of a row, or -1 when the row has no finite maximum
 /// (all -inf, or a +inf or NaN anywhere).
 template <class T>
 Index row_argmax(const T* row, Index k) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) return avx512::row_argmax(row, k);
+#endif
   const T m = ConstRowArray<T>(row, k).template maxCoeff<Eigen::PropagateNaN>();
   if (!std::isfinite(m)) return -1;
   Index j = 0;
@@ -72,6 +168,10 @@ Index row_argmax(const T* row, Index k) {
 /// row's argmax. The exp runs once over the whole block.
 template <class T>
 void softmax_block(T* block, Index rows, Index k, const Index* argmax, T inv_tau) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    return avx512::softmax_block(block, rows, k, argmax, inv_tau);
+#endif
   for (Index r = 0; r < rows; ++r) {
     RowArray<T> row(block + r * k, k);
     row = (row - block[r * k + argmax[r]]) * inv_tau;
