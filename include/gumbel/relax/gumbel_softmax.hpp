@@ -111,9 +111,9 @@ SamplingNode<T> begin_sampling(const char* op, const Var<T>& logits, T tau, cons
 }
 
 /// Writes the perturbed logits l + g of every row to dest (row i at dest + i k), a block of
-/// rows at a time, and calls finish(first_row, rows, block, argmax) on each block, where
-/// argmax[r] is the first largest entry of the block's row r. Blocks run in parallel; throws
-/// the op's error when a row is unusable.
+/// rows at a time, and calls finish(first_row, rows, block) on each block, which returns the
+/// block's first unusable row or -1. Blocks run in parallel; throws the op's error when a row is
+/// unusable.
 template <class T, class FinishBlock>
 void perturb_blocks(const char* op, const SamplingNode<T>& node, const Var<T>& logits,
                     const Generator& gen, T* dest, Index work_per_row, FinishBlock&& finish) {
@@ -130,25 +130,26 @@ void perturb_blocks(const char* op, const SamplingNode<T>& node, const Var<T>& l
     // Noise and the add over the whole block: short rows still fill vector registers.
     gumbel_range(gen, node.first, first_row * k, rows * k, block);
     RowArray<T>(block, rows * k) += ConstRowArray<T>(l + first_row * k, rows * k);
-    Index argmax[kMaxBlockRows];
-    for (Index r = 0; r < rows; ++r) {
-      argmax[r] = row_argmax(block + r * k, k);
-      if (argmax[r] < 0) return failure.report(first_row + r);
-    }
-    finish(first_row, rows, block, argmax);
+    const Index bad = finish(first_row, rows, block);
+    if (bad >= 0) failure.report(first_row + bad);
   });
   failure.throw_if_failed(op);
 }
 
-/// perturb_blocks with finish(i, row, argmax) called on each row.
+/// perturb_blocks with finish(i, row, argmax) called on each row, argmax being the index of
+/// the row's first largest entry.
 template <class T, class Finish>
 void perturb_rows(const char* op, const SamplingNode<T>& node, const Var<T>& logits,
                   const Generator& gen, T* dest, Index work_per_row, Finish&& finish) {
   perturb_blocks(op, node, logits, gen, dest, work_per_row,
-                 [&](Index first_row, Index rows, T* block, const Index* argmax) {
+                 [&](Index first_row, Index rows, T* block) {
+                   Index argmax[kMaxBlockRows];
+                   const Index bad = block_argmax(block, rows, node.k, argmax);
+                   if (bad >= 0) return bad;
                    for (Index r = 0; r < rows; ++r) {
                      finish(first_row + r, block + r * node.k, argmax[r]);
                    }
+                   return Index{-1};
                  });
 }
 
@@ -163,13 +164,14 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
   // keeps in scratch memory; the soft node's value is the soft sample itself.
   T* out = node.out.value_mut().data();
   T* soft = hard ? node.tape->scratch(node.rows * k) : out;
-  perturb_blocks(op, node, logits, gen, soft, k,
-                 [&](Index first_row, Index rows, T* block, const Index* argmax) {
-                   softmax_block(block, rows, k, argmax, node.inv_tau);
-                   if (!hard) return;
-                   RowArray<T>(out + first_row * k, rows * k).setZero();
-                   for (Index r = 0; r < rows; ++r) out[(first_row + r) * k + argmax[r]] = T(1);
-                 });
+  perturb_blocks(op, node, logits, gen, soft, k, [&](Index first_row, Index rows, T* block) {
+    Index argmax[kMaxBlockRows];
+    const Index bad = softmax_rows(block, rows, k, node.inv_tau, argmax);
+    if (bad >= 0 || !hard) return bad;
+    RowArray<T>(out + first_row * k, rows * k).setZero();
+    for (Index r = 0; r < rows; ++r) out[(first_row + r) * k + argmax[r]] = T(1);
+    return bad;
+  });
 
   // y = softmax((l + g) / tau) (soft; hard shows its one-hot) ;
   // dz = y * (dy - <dy, y>), dl += dz / tau, dtau -= sum_j dz_j ln y_j / tau

@@ -82,6 +82,13 @@ inline __m512 all_lanes_sum(__m512 v) {
   return all_lanes(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
 }
 
+/// 1 / x for positive normal x, within 2 ulps: the 14-bit estimate and one Newton step,
+/// r (2 - x r). A division instruction has a throughput of one per several cycles here.
+inline __m512 reciprocal(__m512 x) {
+  const __m512 r = _mm512_rcp14_ps(x);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, _mm512_set1_ps(2.0f)));
+}
+
 /// row_argmax for floats: one pass for the maximum (and NaN), one to find where it is; a row
 /// of up to 16 is one vector and needs neither loop.
 inline Index row_argmax(const float* row, Index k) {
@@ -106,35 +113,24 @@ inline Index row_argmax(const float* row, Index k) {
   }
 }
 
-/// softmax_block for floats: e^((x - max) / tau) = 2^((x - max) log2(e) / tau), one pass for
-/// the powers and their sum, one to normalise (merged into the first for rows of up to 16).
+/// e^((x - max) / tau) = 2^((x - max) scale) with scale = log2(e) / tau.
+inline __m512 softmax_power(__m512 x, __m512 max, __m512 scale) {
+  return exp2_flush(_mm512_mul_ps(_mm512_sub_ps(x, max), scale));
+}
+inline __m512 softmax_scale(float inv_tau) {
+  return _mm512_set1_ps(inv_tau * 1.44269504088896341f);
+}
+
+/// softmax_block for floats: one pass for the powers and their sum, one to normalise.
 inline void softmax_block(float* block, Index rows, Index k, const Index* argmax, float inv_tau) {
-  const __m512 scale = _mm512_set1_ps(inv_tau * 1.44269504088896341f);
-  const auto power = [&](__m512 x, __m512 max) {
-    return avx512::exp2_flush(_mm512_mul_ps(_mm512_sub_ps(x, max), scale));
-  };
-  if (k <= 16 && rows <= kMaxBlockRows) {
-    // Rows of one vector each, read from a copy of the block: a masked store to a row and the
-    // masked load of the next touch the same 64 bytes, and the core would wait for each store
-    // before the next row's load, one row at a time.
-    alignas(64) float copy[16 * kMaxBlockRows];
-    std::copy_n(block, rows * k, copy);
-    const __mmask16 lanes = row_lanes(0, k);
-    for (Index r = 0; r < rows; ++r) {
-      const float* in = copy + r * k;
-      const __m512 e = _mm512_maskz_mov_ps(
-          lanes, power(_mm512_maskz_loadu_ps(lanes, in), _mm512_set1_ps(in[argmax[r]])));
-      _mm512_mask_storeu_ps(block + r * k, lanes, _mm512_div_ps(e, all_lanes_sum(e)));
-    }
-    return;
-  }
+  const __m512 scale = softmax_scale(inv_tau);
   for (Index r = 0; r < rows; ++r) {
     float* row = block + r * k;
     const __m512 max = _mm512_set1_ps(row[argmax[r]]);
     __m512 sum = _mm512_setzero_ps();
     for (Index j = 0; j < k; j += 16) {
       const __mmask16 lanes = row_lanes(j, k);
-      const __m512 e = power(_mm512_maskz_loadu_ps(lanes, row + j), max);
+      const __m512 e = softmax_power(_mm512_maskz_loadu_ps(lanes, row + j), max, scale);
       sum = _mm512_mask_add_ps(sum, lanes, sum, e);
       _mm512_mask_storeu_ps(row + j, lanes, e);
     }
@@ -145,6 +141,58 @@ inline void softmax_block(float* block, Index rows, Index k, const Index* argmax
                             _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, row + j), inv_sum));
     }
   }
+}
+
+/// softmax_rows for rows of at most 16 floats, one vector each, in one pass: maximum, NaN
+/// check, argmax, powers, sum and quotient without leaving registers. Rows are read from a copy
+/// of the block and written with whole-vector stores, the part past a row's end landing on the
+/// next rows before they are written (only the stores that would pass the block's end are
+/// masked). A
+/// masked store costs many cycles here, and in place the next row's load would wait for it.
+inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau, Index* argmax) {
+  alignas(64) float copy[16 * kMaxBlockRows];
+  std::copy_n(block, rows * k, copy);
+  const __m512 scale = softmax_scale(inv_tau);
+  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  const __m512 minus_inf = _mm512_sub_ps(_mm512_setzero_ps(), inf);
+  const __mmask16 lanes = row_lanes(0, k);
+  // Rows go in groups of four, each step applied to all four before the next: one row is a
+  // long chain of dependent steps, and the core interleaves independent rows only when they
+  // are this close in the instruction stream.
+  constexpr Index kGroup = 4;
+  for (Index r0 = 0; r0 < rows; r0 += kGroup) {
+    const Index group = std::min(kGroup, rows - r0);
+    __m512 x[kGroup], max[kGroup], e[kGroup];
+    __mmask16 bad = 0;
+    for (Index q = 0; q < kGroup; ++q) {
+      // A group past the block's end repeats its last row (computed, never stored).
+      x[q] = _mm512_mask_loadu_ps(minus_inf, lanes, copy + (r0 + std::min(q, group - 1)) * k);
+      max[q] = all_lanes_max(x[q]);
+      // A NaN anywhere, or a maximum of +inf or -inf (lane 0 of |max| not below inf).
+      bad |= _mm512_cmp_ps_mask(x[q], x[q], _CMP_UNORD_Q);
+      bad |= _mm512_mask_cmp_ps_mask(1, _mm512_abs_ps(max[q]), inf, _CMP_NLT_UQ);
+    }
+    for (Index q = 0; q < kGroup; ++q) {
+      e[q] = _mm512_maskz_mov_ps(lanes, softmax_power(x[q], max[q], scale));
+    }
+    for (Index q = 0; q < kGroup; ++q) e[q] = _mm512_mul_ps(e[q], reciprocal(all_lanes_sum(e[q])));
+    if (bad != 0) {
+      for (Index q = 0; q < group; ++q) {
+        const float m = _mm512_cvtss_f32(max[q]);
+        if (_mm512_cmp_ps_mask(x[q], x[q], _CMP_UNORD_Q) != 0 || !std::isfinite(m)) return r0 + q;
+      }
+    }
+    for (Index q = 0; q < group; ++q) {
+      const Index r = r0 + q;
+      argmax[r] = __builtin_ctz(_mm512_cmp_ps_mask(x[q], max[q], _CMP_EQ_OQ));
+      if ((r + 1) * k + (16 - k) <= rows * k) {
+        _mm512_storeu_ps(block + r * k, e[q]);
+      } else {
+        _mm512_mask_storeu_ps(block + r * k, lanes, e[q]);
+      }
+    }
+  }
+  return -1;
 }
 
 }  // namespace avx512
@@ -182,6 +230,30 @@ void softmax_block(T* block, Index rows, Index k, const Index* argmax, T inv_tau
     RowArray<T> row(block + r * k, k);
     row *= T(1) / row.sum();
   }
+}
+
+/// argmax[r] = row_argmax of each row of a block; returns the first unusable row, or -1.
+template <class T>
+Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
+  for (Index r = 0; r < rows; ++r) {
+    argmax[r] = row_argmax(block + r * k, k);
+    if (argmax[r] < 0) return r;
+  }
+  return -1;
+}
+
+/// In place, for each of `rows` rows of length k: argmax[r] = row_argmax, then row <-
+/// softmax(row * inv_tau). Returns the first unusable row (the block is then unfinished), or -1.
+template <class T>
+Index softmax_rows(T* block, Index rows, Index k, T inv_tau, Index* argmax) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (k <= 16) return avx512::softmax_short_rows(block, rows, k, inv_tau, argmax);
+  }
+#endif
+  const Index bad = block_argmax(block, rows, k, argmax);
+  if (bad < 0) softmax_block(block, rows, k, argmax, inv_tau);
+  return bad;
 }
 
 /// Writes p = logits + g for row i (noise from the draw at block `first`) and returns the index

@@ -1,0 +1,135 @@
+// The AVX-512 logarithm, exponential and Gumbel transform against double-precision references,
+// over every uniform the generator can give a float.
+#include "test_util.hpp"
+
+#if defined(__AVX512F__)
+#include <gumbel/core/fast_math_avx512.hpp>
+#include <gumbel/relax/sampling.hpp>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+using namespace gumbel;
+namespace simd = gumbel::detail::avx512;
+
+namespace {
+
+/// f applied to xs, 16 at a time (xs.size() a multiple of 16).
+template <class F>
+std::vector<float> sixteen_at_a_time(const std::vector<float>& xs, F f) {
+  std::vector<float> out(xs.size());
+  for (std::size_t j = 0; j < xs.size(); j += 16) {
+    _mm512_storeu_ps(out.data() + j, f(_mm512_loadu_ps(xs.data() + j)));
+  }
+  return out;
+}
+
+/// All 2^23 open uniforms of uniform_open_float, in order.
+std::vector<float> every_uniform() {
+  std::vector<float> u(std::size_t{1} << 23);
+  for (std::uint32_t k = 0; k < (1u << 23); ++k) u[k] = random::uniform_open_float(k << 9);
+  return u;
+}
+
+constexpr double kUlp = 1.0 / (1 << 23);  // float's ulp of 1
+
+}  // namespace
+
+TEST_CASE("AVX-512 log2 is within 2 ulps of log2, near 1 and across all binades") {
+  const std::vector<float> u = every_uniform();
+  // Every uniform (down to 2^-24, up to 1 - 2^-24, where log2 is tiny and needs relative
+  // accuracy), then minus their log2 (0 to 24), then one value in each normal binade.
+  std::vector<float> xs = u;
+  const std::vector<float> log2u = sixteen_at_a_time(u, simd::log2_positive);
+  for (const float v : log2u) xs.push_back(-v);
+  for (int e = -125; e < 128; ++e) {
+    for (const float m : {1.0f, 1.1f, 1.3333f, 1.5f, 1.99999f, 0.70710677f}) {
+      xs.push_back(std::ldexp(m, e) < std::numeric_limits<float>::max() ? std::ldexp(m, e) : 1.0f);
+    }
+  }
+  while (xs.size() % 16 != 0) xs.push_back(1.0f);
+  const std::vector<float> got = sixteen_at_a_time(xs, simd::log2_positive);
+  double worst = 0;
+  for (std::size_t j = 0; j < xs.size(); ++j) {
+    const double exact = std::log2(double(xs[j]));
+    // Relative to the result (an ulp of it is at least 2^-24 of it), or to 1 where |log2 x| < 1
+    // and the table's rounding dominates.
+    const double error = std::abs(double(got[j]) - exact) / std::max(std::abs(exact), 1.0);
+    const double relative = std::abs(double(got[j]) - exact) / std::abs(exact);
+    worst = std::max(worst, std::min(error, j < u.size() ? relative : error));
+  }
+  CHECK(worst < 2 * kUlp);
+}
+
+TEST_CASE("AVX-512 exp2 is within 2 ulps down to the smallest normal result, and 0 below") {
+  std::vector<float> xs;
+  for (int j = 0; j <= 126 * 4096; ++j) xs.push_back(-float(j) / 4096.0f);
+  for (const float x : {-126.5f, -127.0f, -150.0f, -1e30f, -std::numeric_limits<float>::infinity(),
+                        0.5f, 10.25f, 127.5f}) {
+    xs.push_back(x);
+  }
+  while (xs.size() % 16 != 0) xs.push_back(0.0f);
+  const std::vector<float> got = sixteen_at_a_time(xs, simd::exp2_flush);
+  double worst = 0;
+  for (std::size_t j = 0; j < xs.size(); ++j) {
+    if (xs[j] < -126.0f) {
+      CHECK(got[j] == 0.0f);
+      continue;
+    }
+    const double exact = std::exp2(double(xs[j]));
+    worst = std::max(worst, std::abs(double(got[j]) - exact) / exact);
+  }
+  CHECK(worst < 2 * kUlp);
+  CHECK(got[0] == 1.0f);
+}
+
+TEST_CASE("AVX-512 Gumbel noise is -ln(-ln u) to a few ulps for every float uniform") {
+  const std::vector<float> u = every_uniform();
+  const std::vector<float> g = sixteen_at_a_time(u, simd::gumbel_from_uniform);
+  double worst = 0;
+  for (std::size_t j = 0; j < u.size(); ++j) {
+    const double exact = -std::log(-std::log(double(u[j])));
+    worst = std::max(worst, std::abs(double(g[j]) - exact) / std::max(std::abs(exact), 1.0));
+  }
+  // g ranges over [-2.8, 16.6]: three float ulps of max(|g|, 1).
+  CHECK(worst < 3 * kUlp);
+}
+
+TEST_CASE("AVX-512 softmax of short rows equals the general row code, argmax included") {
+  // Rows of 1 to 16 entries in blocks whose sizes are not multiples of the group of four;
+  // a masked entry, ties, and a row of very different scale.
+  Generator gen(12);
+  for (const Index k : {Index{1}, Index{3}, Index{10}, Index{16}}) {
+    for (const Index rows : {Index{1}, Index{5}, Index{204}}) {
+      Matrix<float> block = gen.normal<float>(rows, k, 0.0f, 3.0f);
+      if (k > 2) block(0, 1) = -std::numeric_limits<float>::infinity();
+      if (rows > 2 && k > 2) block.row(2).head(2).setConstant(7.0f);
+      block(rows - 1, 0) = 1e30f;
+      Matrix<float> fused = block;
+      Index fused_argmax[detail::kMaxBlockRows];
+      REQUIRE(detail::avx512::softmax_short_rows(fused.data(), rows, k, 2.0f, fused_argmax) < 0);
+      Matrix<float> general = block;
+      Index general_argmax[detail::kMaxBlockRows];
+      REQUIRE(detail::block_argmax(general.data(), rows, k, general_argmax) < 0);
+      detail::avx512::softmax_block(general.data(), rows, k, general_argmax, 2.0f);
+      for (Index r = 0; r < rows; ++r) CHECK(fused_argmax[r] == general_argmax[r]);
+      CHECK((fused - general).cwiseAbs().maxCoeff() < 4e-7f);
+      CHECK((fused.rowwise().sum().array() - 1.0f).abs().maxCoeff() < 4e-7f);
+    }
+  }
+  // A NaN, a +inf and an all -inf row are reported by their index.
+  for (const float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    Matrix<float> block = gen.normal<float>(9, 10);
+    block(6, 3) = bad;
+    Index argmax[detail::kMaxBlockRows];
+    CHECK(detail::avx512::softmax_short_rows(block.data(), 9, 10, 1.0f, argmax) == 6);
+  }
+  Matrix<float> block = gen.normal<float>(9, 10);
+  block.row(5).setConstant(-std::numeric_limits<float>::infinity());
+  Index argmax[detail::kMaxBlockRows];
+  CHECK(detail::avx512::softmax_short_rows(block.data(), 9, 10, 1.0f, argmax) == 5);
+}
+
+#endif
