@@ -132,4 +132,28 @@ TEST_CASE("AVX-512 softmax of short rows equals the general row code, argmax inc
   CHECK(detail::avx512::softmax_short_rows(block.data(), 9, 10, 1.0f, argmax) == 5);
 }
 
+TEST_CASE("AVX-512 short-row softmax backward equals the row formula, assigning and adding") {
+  Generator gen(21);
+  for (const Index k : {Index{1}, Index{3}, Index{10}, Index{16}}) {
+    for (const Index rows : {Index{1}, Index{6}, Index{203}}) {
+      Matrix<float> s = gen.uniform<float>(rows, k, 0.01f, 1.0f);
+      for (Index i = 0; i < rows; ++i) s.row(i) /= s.row(i).sum();
+      const Matrix<float> dy = gen.normal<float>(rows, k);
+      const Matrix<float> before = gen.normal<float>(rows, k);
+      Matrix<float> expected(rows, k);
+      for (Index i = 0; i < rows; ++i) {
+        expected.row(i) = (s.row(i).array() * (dy.row(i).array() - dy.row(i).dot(s.row(i)))) * 0.5f;
+      }
+      Matrix<float> assigned = Matrix<float>::Constant(rows, k, 99.0f);
+      detail::avx512::softmax_short_rows_backward(s.data(), dy.data(), assigned.data(), rows, k,
+                                                  0.5f, true);
+      CHECK((assigned - expected).cwiseAbs().maxCoeff() < 1e-6f);
+      Matrix<float> added = before;
+      detail::avx512::softmax_short_rows_backward(s.data(), dy.data(), added.data(), rows, k, 0.5f,
+                                                  false);
+      CHECK((added - before - expected).cwiseAbs().maxCoeff() < 1e-6f);
+    }
+  }
+}
+
 #endif

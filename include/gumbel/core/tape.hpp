@@ -58,6 +58,11 @@ class GradSink {
     }
   }
 
+  /// Whether writes assign (nothing was written before) or must add, and the memory itself, for
+  /// kernels that write whole rows their own way; every row must be written.
+  bool assigns() const { return unwritten_; }
+  T* data() { return grad_.data(); }
+
   /// The gradient, zeroed first if nothing had been written: for partial or accumulating
   /// writes (a broadcast sum, a matrix product adding into its output).
   MatrixMap<T> zeroed() {

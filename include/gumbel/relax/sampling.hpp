@@ -195,6 +195,38 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
   return -1;
 }
 
+/// The backward of softmax rows of at most 16 floats: dl = (s * (dy - <dy, s>)) * inv_tau,
+/// assigned or added to dl, four rows interleaved as in softmax_short_rows. Assigning rows are
+/// stored whole (past a row's end onto the rows after it, written later); adding rows read dl
+/// and are stored under a mask.
+inline void softmax_short_rows_backward(const float* s, const float* dy, float* dl, Index rows,
+                                        Index k, float inv_tau, bool assign) {
+  const __mmask16 lanes = row_lanes(0, k);
+  const __m512 scale = _mm512_set1_ps(inv_tau);
+  constexpr Index kGroup = 4;
+  for (Index r0 = 0; r0 < rows; r0 += kGroup) {
+    const Index group = std::min(kGroup, rows - r0);
+    __m512 dz[kGroup];
+    for (Index q = 0; q < kGroup; ++q) {
+      const Index r = r0 + std::min(q, group - 1);
+      const __m512 sr = _mm512_maskz_loadu_ps(lanes, s + r * k);
+      const __m512 dyr = _mm512_maskz_loadu_ps(lanes, dy + r * k);
+      const __m512 dot = all_lanes_sum(_mm512_mul_ps(sr, dyr));
+      dz[q] = _mm512_mul_ps(_mm512_mul_ps(sr, _mm512_sub_ps(dyr, dot)), scale);
+    }
+    for (Index q = 0; q < group; ++q) {
+      float* out = dl + (r0 + q) * k;
+      if (!assign) {
+        _mm512_mask_storeu_ps(out, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, out), dz[q]));
+      } else if ((r0 + q + 1) * k + (16 - k) <= rows * k) {
+        _mm512_storeu_ps(out, dz[q]);
+      } else {
+        _mm512_mask_storeu_ps(out, lanes, dz[q]);
+      }
+    }
+  }
+}
+
 }  // namespace avx512
 #endif
 
