@@ -156,4 +156,24 @@ TEST_CASE("AVX-512 short-row softmax backward equals the row formula, assigning 
   }
 }
 
+TEST_CASE("Gumbel noise straight from the generator's registers equals the two-step definition") {
+  // gumbel_range maps uniforms to noise in registers, batch by batch; slices that start
+  // mid-block and end mid-batch must give exactly the transform of uniform_range's values.
+  const Generator gen(5, 9);
+  const std::uint64_t first = (std::uint64_t{1} << 32) - 7;
+  for (const Index begin : {Index{0}, Index{2}, Index{255}}) {
+    for (const Index count : {Index{3}, Index{16}, Index{17}, Index{256}, Index{1000}}) {
+      std::vector<float> u(static_cast<std::size_t>(count));
+      gen.uniform_range(first, begin, count, u.data());
+      while (u.size() % 16 != 0) u.push_back(0.5f);
+      const std::vector<float> expected = sixteen_at_a_time(u, simd::gumbel_from_uniform);
+      std::vector<float> g(static_cast<std::size_t>(count));
+      gumbel_range(gen, first, begin, count, g.data());
+      for (Index j = 0; j < count; ++j) {
+        REQUIRE(g[static_cast<std::size_t>(j)] == expected[static_cast<std::size_t>(j)]);
+      }
+    }
+  }
+}
+
 #endif
