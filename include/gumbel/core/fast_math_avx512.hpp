@@ -1,7 +1,8 @@
 // Base-2 logarithm and exponential of 16 floats at a time (AVX-512), for the samplers' hot
-// loops. Each spends fewer floating-point operations than a plain polynomial: the logarithm
-// looks its leading mantissa bits up in a 32-entry table held in two registers, the exponential
-// splits off the integer part in one rounding instruction and scales by it in another.
+// loops, and a 16 x 16 transpose in registers (the samplers' short rows, the products'
+// packing). The logarithm looks its leading mantissa bits up in a 32-entry table held in two
+// registers, the exponential splits off the integer part in one rounding instruction and scales
+// by it in another: fewer floating-point operations than a plain polynomial.
 #pragma once
 
 #if defined(__AVX512F__)
@@ -83,6 +84,35 @@ inline __m512 exp2_flush(__m512 x) noexcept {
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_maskz_scalef_ps(normal, p, n);
+}
+
+/// Transposes 16 vectors of 16 floats in place: afterwards r[j] lane i is what r[i] lane j was.
+inline void transpose16x16(__m512 (&r)[16]) noexcept {
+  // Pairs of rows interleaved within each 128-bit lane, then pairs of pairs: each lane of
+  // q[4 g + c] holds rows 4 g .. 4 g + 3 of the columns c, c + 4, c + 8, c + 12.
+  __m512 q[16];
+  const auto pd = [](__m512 x) { return _mm512_castps_pd(x); };
+  for (int g = 0; g < 4; ++g) {
+    const __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
+    const __m512 hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+    const __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
+    const __m512 hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+    q[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(lo01), pd(lo23)));
+    q[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(lo01), pd(lo23)));
+    q[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(hi01), pd(hi23)));
+    q[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(hi01), pd(hi23)));
+  }
+  // Lanes regrouped: column c + 4 l gathers lane l of q[c], q[4 + c], q[8 + c], q[12 + c].
+  for (int c = 0; c < 4; ++c) {
+    const __m512 even_low = _mm512_shuffle_f32x4(q[c], q[4 + c], 0x88);  // lanes 0, 2
+    const __m512 odd_low = _mm512_shuffle_f32x4(q[c], q[4 + c], 0xdd);   // lanes 1, 3
+    const __m512 even_high = _mm512_shuffle_f32x4(q[8 + c], q[12 + c], 0x88);
+    const __m512 odd_high = _mm512_shuffle_f32x4(q[8 + c], q[12 + c], 0xdd);
+    r[c] = _mm512_shuffle_f32x4(even_low, even_high, 0x88);
+    r[c + 4] = _mm512_shuffle_f32x4(odd_low, odd_high, 0x88);
+    r[c + 8] = _mm512_shuffle_f32x4(even_low, even_high, 0xdd);
+    r[c + 12] = _mm512_shuffle_f32x4(odd_low, odd_high, 0xdd);
+  }
 }
 
 /// Standard Gumbel noise from open uniforms: g = -ln(-ln u) = -ln 2 (log2(-log2 u) + log2 ln 2).

@@ -21,6 +21,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 
+#include "gumbel/core/fast_math_avx512.hpp"
 #include "gumbel/core/types.hpp"
 
 namespace gumbel::detail::avx512 {
@@ -45,37 +46,10 @@ inline void transpose16(const float* src, Index src_stride, Index rows, Index de
   for (int i = 0; i < 16; ++i) {
     r[i] = i < rows ? _mm512_maskz_loadu_ps(load, src + i * src_stride) : _mm512_setzero_ps();
   }
-  // Pairs of rows interleaved within each 128-bit lane, then pairs of pairs: each lane of
-  // q[4 g + c] holds rows 4 g .. 4 g + 3 of the columns c, c + 4, c + 8, c + 12.
-  __m512 q[16];
-#pragma GCC unroll 4
-  for (int g = 0; g < 4; ++g) {
-    const __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]);
-    const __m512 hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
-    const __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
-    const __m512 hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
-    const auto pd = [](__m512 x) { return _mm512_castps_pd(x); };
-    q[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(lo01), pd(lo23)));
-    q[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(lo01), pd(lo23)));
-    q[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(hi01), pd(hi23)));
-    q[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(hi01), pd(hi23)));
-  }
-  // Lanes regrouped: column c + 4 l gathers lane l of q[c], q[4 + c], q[8 + c], q[12 + c].
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m512 even_low = _mm512_shuffle_f32x4(q[c], q[4 + c], 0x88);  // lanes 0, 2
-    const __m512 odd_low = _mm512_shuffle_f32x4(q[c], q[4 + c], 0xdd);   // lanes 1, 3
-    const __m512 even_high = _mm512_shuffle_f32x4(q[8 + c], q[12 + c], 0x88);
-    const __m512 odd_high = _mm512_shuffle_f32x4(q[8 + c], q[12 + c], 0xdd);
-    const __m512 column[4] = {_mm512_shuffle_f32x4(even_low, even_high, 0x88),  // c
-                              _mm512_shuffle_f32x4(odd_low, odd_high, 0x88),    // c + 4
-                              _mm512_shuffle_f32x4(even_low, even_high, 0xdd),  // c + 8
-                              _mm512_shuffle_f32x4(odd_low, odd_high, 0xdd)};   // c + 12
-#pragma GCC unroll 4
-    for (int l = 0; l < 4; ++l) {
-      const Index t = c + 4 * l;
-      if (t < depth) _mm512_mask_storeu_ps(dst + t * dst_stride, store, column[l]);
-    }
+  transpose16x16(r);
+#pragma GCC unroll 16
+  for (int t = 0; t < 16; ++t) {
+    if (t < depth) _mm512_mask_storeu_ps(dst + t * dst_stride, store, r[t]);
   }
 }
 

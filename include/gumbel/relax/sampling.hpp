@@ -143,12 +143,13 @@ inline void softmax_block(float* block, Index rows, Index k, const Index* argmax
   }
 }
 
-/// softmax_rows for rows of at most 16 floats, one vector each, in one pass: maximum, NaN
-/// check, argmax, powers, sum and quotient without leaving registers. Rows are read from a copy
-/// of the block and written with whole-vector stores, the part past a row's end landing on the
-/// next rows before they are written (only the stores that would pass the block's end are
-/// masked). A
-/// masked store costs many cycles here, and in place the next row's load would wait for it.
+/// softmax_rows for rows of at most 16 floats, 16 rows at a time turned into columns by a
+/// transpose in registers: lane i of column j is entry j of row i, so the maximum, argmax, sum
+/// and quotient are lane-wise operations over k columns, and the exponential runs over k
+/// vectors instead of 16 part-filled ones. Rows are read from a copy of the block and written
+/// with whole-vector stores, the part past a row's end landing on the next rows before they are
+/// written (only the stores that would pass the block's end are masked): a masked store costs
+/// many cycles here, and in place the next row's load would wait for it.
 inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau, Index* argmax) {
   alignas(64) float copy[16 * kMaxBlockRows];
   std::copy_n(block, rows * k, copy);
@@ -156,39 +157,47 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
   const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   const __m512 minus_inf = _mm512_sub_ps(_mm512_setzero_ps(), inf);
   const __mmask16 lanes = row_lanes(0, k);
-  // Rows go in groups of four, each step applied to all four before the next: one row is a
-  // long chain of dependent steps, and the core interleaves independent rows only when they
-  // are this close in the instruction stream.
-  constexpr Index kGroup = 4;
-  for (Index r0 = 0; r0 < rows; r0 += kGroup) {
-    const Index group = std::min(kGroup, rows - r0);
-    __m512 x[kGroup], max[kGroup], e[kGroup];
-    __mmask16 bad = 0;
-    for (Index q = 0; q < kGroup; ++q) {
-      // A group past the block's end repeats its last row (computed, never stored).
-      x[q] = _mm512_mask_loadu_ps(minus_inf, lanes, copy + (r0 + std::min(q, group - 1)) * k);
-      max[q] = all_lanes_max(x[q]);
-      // A NaN anywhere, or a maximum of +inf or -inf (lane 0 of |max| not below inf).
-      bad |= _mm512_cmp_ps_mask(x[q], x[q], _CMP_UNORD_Q);
-      bad |= _mm512_mask_cmp_ps_mask(1, _mm512_abs_ps(max[q]), inf, _CMP_NLT_UQ);
+  for (Index r0 = 0; r0 < rows; r0 += 16) {
+    const Index group = std::min<Index>(16, rows - r0);
+    __m512 v[16];
+    for (Index i = 0; i < 16; ++i) {
+      // Past the block's last row, repeat it (computed, never stored).
+      v[i] = _mm512_mask_loadu_ps(minus_inf, lanes, copy + (r0 + std::min(i, group - 1)) * k);
     }
-    for (Index q = 0; q < kGroup; ++q) {
-      e[q] = _mm512_maskz_mov_ps(lanes, softmax_power(x[q], max[q], scale));
+    transpose16x16(v);
+    __m512 max = v[0];
+    __mmask16 bad = _mm512_cmp_ps_mask(v[0], v[0], _CMP_UNORD_Q);
+    for (Index j = 1; j < k; ++j) {
+      max = _mm512_max_ps(max, v[j]);
+      bad |= _mm512_cmp_ps_mask(v[j], v[j], _CMP_UNORD_Q);
     }
-    for (Index q = 0; q < kGroup; ++q) e[q] = _mm512_mul_ps(e[q], reciprocal(all_lanes_sum(e[q])));
-    if (bad != 0) {
-      for (Index q = 0; q < group; ++q) {
-        const float m = _mm512_cvtss_f32(max[q]);
-        if (_mm512_cmp_ps_mask(x[q], x[q], _CMP_UNORD_Q) != 0 || !std::isfinite(m)) return r0 + q;
-      }
+    // A NaN anywhere, or a maximum of +inf or -inf.
+    bad = (bad | _mm512_cmp_ps_mask(_mm512_abs_ps(max), inf, _CMP_NLT_UQ)) & row_lanes(0, group);
+    if (bad != 0) return r0 + __builtin_ctz(bad);
+    // The first column equal to the maximum: columns from last to first, each overriding.
+    __m512i first = _mm512_setzero_si512();
+    for (Index j = k - 1; j > 0; --j) {
+      first = _mm512_mask_mov_epi32(first, _mm512_cmp_ps_mask(v[j], max, _CMP_EQ_OQ),
+                                    _mm512_set1_epi32(static_cast<int>(j)));
     }
-    for (Index q = 0; q < group; ++q) {
-      const Index r = r0 + q;
-      argmax[r] = __builtin_ctz(_mm512_cmp_ps_mask(x[q], max[q], _CMP_EQ_OQ));
-      if ((r + 1) * k + (16 - k) <= rows * k) {
-        _mm512_storeu_ps(block + r * k, e[q]);
+    first = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v[0], max, _CMP_NEQ_UQ), first);
+    alignas(64) std::int32_t index[16];
+    _mm512_store_si512(index, first);
+    for (Index i = 0; i < group; ++i) argmax[r0 + i] = index[i];
+    __m512 sum = _mm512_setzero_ps();
+    for (Index j = 0; j < k; ++j) {
+      v[j] = softmax_power(v[j], max, scale);
+      sum = _mm512_add_ps(sum, v[j]);
+    }
+    const __m512 inv_sum = reciprocal(sum);
+    for (Index j = 0; j < k; ++j) v[j] = _mm512_mul_ps(v[j], inv_sum);
+    transpose16x16(v);
+    for (Index i = 0; i < group; ++i) {
+      float* out = block + (r0 + i) * k;
+      if ((r0 + i + 1) * k + (16 - k) <= rows * k) {
+        _mm512_storeu_ps(out, v[i]);
       } else {
-        _mm512_mask_storeu_ps(block + r * k, lanes, e[q]);
+        _mm512_mask_storeu_ps(out, lanes, v[i]);
       }
     }
   }
