@@ -168,6 +168,14 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
     Index argmax[kMaxBlockRows];
     const Index bad = softmax_rows(block, rows, k, node.inv_tau, argmax);
     if (bad >= 0 || !hard) return bad;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+      if (k <= 16) {
+        avx512::one_hot_short_rows(out + first_row * k, rows, k, argmax);
+        return bad;
+      }
+    }
+#endif
     RowArray<T>(out + first_row * k, rows * k).setZero();
     for (Index r = 0; r < rows; ++r) out[(first_row + r) * k + argmax[r]] = T(1);
     return bad;

@@ -204,6 +204,21 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
   return -1;
 }
 
+/// One-hot rows of at most 16 floats from their argmax, one store per row (whole-vector
+/// stores in row order, as in softmax_short_rows).
+inline void one_hot_short_rows(float* out, Index rows, Index k, const Index* argmax) {
+  const __mmask16 lanes = row_lanes(0, k);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (Index r = 0; r < rows; ++r) {
+    const __m512 row = _mm512_maskz_mov_ps(static_cast<__mmask16>(1u << argmax[r]), one);
+    if ((r + 1) * k + (16 - k) <= rows * k) {
+      _mm512_storeu_ps(out + r * k, row);
+    } else {
+      _mm512_mask_storeu_ps(out + r * k, lanes, row);
+    }
+  }
+}
+
 /// The backward of softmax rows of at most 16 floats: dl = (s * (dy - <dy, s>)) * inv_tau,
 /// assigned or added to dl, four rows interleaved as in softmax_short_rows. Assigning rows are
 /// stored whole (past a row's end onto the rows after it, written later); adding rows read dl
