@@ -82,13 +82,6 @@ inline __m512 all_lanes_sum(__m512 v) {
   return all_lanes(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
 }
 
-/// 1 / x for positive normal x, within 2 ulps: the 14-bit estimate and one Newton step,
-/// r (2 - x r). A division instruction has a throughput of one per several cycles here.
-inline __m512 reciprocal(__m512 x) {
-  const __m512 r = _mm512_rcp14_ps(x);
-  return _mm512_mul_ps(r, _mm512_fnmadd_ps(x, r, _mm512_set1_ps(2.0f)));
-}
-
 /// row_argmax for floats: one pass for the maximum (and NaN), one to find where it is; a row
 /// of up to 16 is one vector and needs neither loop.
 inline Index row_argmax(const float* row, Index k) {
@@ -189,7 +182,8 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
       v[j] = softmax_power(v[j], max, scale);
       sum = _mm512_add_ps(sum, v[j]);
     }
-    const __m512 inv_sum = reciprocal(sum);
+    // One division for 16 rows: the quotient rounded exactly, as the general path has it.
+    const __m512 inv_sum = _mm512_div_ps(_mm512_set1_ps(1.0f), sum);
     for (Index j = 0; j < k; ++j) v[j] = _mm512_mul_ps(v[j], inv_sum);
     transpose16x16(v);
     for (Index i = 0; i < group; ++i) {
