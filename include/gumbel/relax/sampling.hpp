@@ -139,10 +139,10 @@ inline void softmax_block(float* block, Index rows, Index k, const Index* argmax
 /// softmax_rows for rows of at most 16 floats, 16 rows at a time turned into columns by a
 /// transpose in registers: lane i of column j is entry j of row i, so the maximum, argmax, sum
 /// and quotient are lane-wise operations over k columns, and the exponential runs over k
-/// vectors instead of 16 part-filled ones. Rows are read from a copy of the block and written
-/// with whole-vector stores, the part past a row's end landing on the next rows before they are
-/// written (only the stores that would pass the block's end are masked): a masked store costs
-/// many cycles here, and in place the next row's load would wait for it.
+/// vectors instead of 16 part-filled ones. Rows are read from a copy of the block: in place,
+/// a row's load touches the 64 bytes of the previous row's store and waits for it. They are
+/// written with whole-vector stores, the part past a row's end landing on the next rows before
+/// those are written (only the stores that would pass the block's end are masked).
 inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau, Index* argmax) {
   alignas(64) float copy[16 * kMaxBlockRows];
   std::copy_n(block, rows * k, copy);
