@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "gumbel/core/types.hpp"
+
 namespace gumbel::detail::avx512 {
 
 /// log2 x = e + log2(m) with x = 2^e m, m in [2/3, 4/3): the 32 equal slices of m's bit
@@ -24,6 +26,13 @@ struct Log2Table {
   alignas(64) float scale[32];     ///< c of each slice
   alignas(64) float neg_log2[32];  ///< -log2 c, rounded from double
 };
+
+/// The low n lanes of 16 (none for n <= 0, all for n >= 16): the mask of a partial vector.
+inline __mmask16 first_lanes(Index n) {
+  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+}
+
+inline constexpr float kLog2e = 1.44269504088896341f;
 
 inline constexpr std::uint32_t kTwoThirdsBits = 0x3F2AAAABu;  // the float just above 2/3
 
@@ -60,7 +69,6 @@ inline __m512 log2_positive(__m512 x) noexcept {
                                                    _mm512_load_ps(kLog2Table.neg_log2 + 16));
   const __m512 r = _mm512_fmsub_ps(m, c, _mm512_set1_ps(1.0f));
   // log2(1 + r) / r = (1 - r/2 + r^2/3 - r^3/4 + r^4/5) / ln 2
-  constexpr float kLog2e = 1.44269504088896341f;
   __m512 p = _mm512_set1_ps(kLog2e / 5);
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(-kLog2e / 4));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kLog2e / 3));

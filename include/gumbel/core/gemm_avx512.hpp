@@ -29,11 +29,6 @@ namespace gumbel::detail::avx512 {
 inline constexpr Index kNr = 32;    // columns per tile: two 16-float registers per row
 inline constexpr Index kNc = 2048;  // columns of B packed at once
 
-/// The low n lanes of 16.
-inline __mmask16 first_lanes(Index n) {
-  return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
-}
-
 /// dst[t * dst_stride + r] = src[r * src_stride + t] for t < depth (at most 16) and the lanes
 /// r of `store`; rows r >= rows (at most 16) read as zero. A 16x16 transpose in registers:
 /// packing a panel that runs across the stored rows costs 4 shuffles per 16 floats instead of

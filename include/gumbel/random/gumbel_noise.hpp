@@ -24,7 +24,7 @@ void gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index 
       _mm512_storeu_ps(out + j, detail::avx512::gumbel_from_uniform(_mm512_loadu_ps(out + j)));
     }
     if (j < count) {
-      const auto tail = static_cast<__mmask16>((1u << (count - j)) - 1);
+      const __mmask16 tail = detail::avx512::first_lanes(count - j);
       const __m512 u = _mm512_mask_loadu_ps(_mm512_set1_ps(0.5f), tail, out + j);
       _mm512_mask_storeu_ps(out + j, tail, detail::avx512::gumbel_from_uniform(u));
     }

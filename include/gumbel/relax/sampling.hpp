@@ -61,11 +61,6 @@ inline Index sampling_block_rows(Index k) {
 #if defined(__AVX512F__)
 namespace avx512 {
 
-/// The lanes of a 16-float vector that start at column j of a row of k.
-inline __mmask16 row_lanes(Index j, Index k) {
-  return k - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (k - j)) - 1);
-}
-
 /// max(v) or sum(v) in every lane: four swap-and-combine steps (halves, quarters, pairs,
 /// neighbours), with no trip through a scalar register.
 template <class Combine>
@@ -82,16 +77,13 @@ inline __m512 all_lanes_sum(__m512 v) {
   return all_lanes(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
 }
 
-/// row_argmax for floats: one pass for the maximum (and NaN), one to find where it is; a row
-/// of up to 16 is one vector and needs neither loop.
+/// row_argmax for floats: one pass for the maximum (and NaN), one to find where it is.
 inline Index row_argmax(const float* row, Index k) {
   const __m512 minus_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 best = minus_inf;
   __mmask16 nan = 0;
-  __m512 first = minus_inf;
   for (Index j = 0; j < k; j += 16) {
-    const __m512 v = _mm512_mask_loadu_ps(minus_inf, row_lanes(j, k), row + j);
-    if (j == 0) first = v;
+    const __m512 v = _mm512_mask_loadu_ps(minus_inf, first_lanes(k - j), row + j);
     best = _mm512_max_ps(best, v);
     nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   }
@@ -99,9 +91,9 @@ inline Index row_argmax(const float* row, Index k) {
   const float max = _mm512_cvtss_f32(best);
   if (nan != 0 || !std::isfinite(max)) return -1;
   for (Index j = 0;; j += 16) {
-    const __mmask16 lanes = row_lanes(j, k);
-    const __m512 v = j == 0 ? first : _mm512_maskz_loadu_ps(lanes, row + j);
-    const __mmask16 hit = _mm512_mask_cmp_ps_mask(lanes, v, best, _CMP_EQ_OQ);
+    const __mmask16 lanes = first_lanes(k - j);
+    const __mmask16 hit =
+        _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, row + j), best, _CMP_EQ_OQ);
     if (hit != 0) return j + __builtin_ctz(hit);
   }
 }
@@ -111,7 +103,7 @@ inline __m512 softmax_power(__m512 x, __m512 max, __m512 scale) {
   return exp2_flush(_mm512_mul_ps(_mm512_sub_ps(x, max), scale));
 }
 inline __m512 softmax_scale(float inv_tau) {
-  return _mm512_set1_ps(inv_tau * 1.44269504088896341f);
+  return _mm512_set1_ps(inv_tau * kLog2e);
 }
 
 /// softmax_block for floats: one pass for the powers and their sum, one to normalise.
@@ -122,14 +114,14 @@ inline void softmax_block(float* block, Index rows, Index k, const Index* argmax
     const __m512 max = _mm512_set1_ps(row[argmax[r]]);
     __m512 sum = _mm512_setzero_ps();
     for (Index j = 0; j < k; j += 16) {
-      const __mmask16 lanes = row_lanes(j, k);
+      const __mmask16 lanes = first_lanes(k - j);
       const __m512 e = softmax_power(_mm512_maskz_loadu_ps(lanes, row + j), max, scale);
       sum = _mm512_mask_add_ps(sum, lanes, sum, e);
       _mm512_mask_storeu_ps(row + j, lanes, e);
     }
     const __m512 inv_sum = _mm512_div_ps(_mm512_set1_ps(1.0f), all_lanes_sum(sum));
     for (Index j = 0; j < k; j += 16) {
-      const __mmask16 lanes = row_lanes(j, k);
+      const __mmask16 lanes = first_lanes(k - j);
       _mm512_mask_storeu_ps(row + j, lanes,
                             _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, row + j), inv_sum));
     }
@@ -149,7 +141,7 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
   const __m512 scale = softmax_scale(inv_tau);
   const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   const __m512 minus_inf = _mm512_sub_ps(_mm512_setzero_ps(), inf);
-  const __mmask16 lanes = row_lanes(0, k);
+  const __mmask16 lanes = first_lanes(k);
   for (Index r0 = 0; r0 < rows; r0 += 16) {
     const Index group = std::min<Index>(16, rows - r0);
     __m512 v[16];
@@ -165,7 +157,7 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
       bad |= _mm512_cmp_ps_mask(v[j], v[j], _CMP_UNORD_Q);
     }
     // A NaN anywhere, or a maximum of +inf or -inf.
-    bad = (bad | _mm512_cmp_ps_mask(_mm512_abs_ps(max), inf, _CMP_NLT_UQ)) & row_lanes(0, group);
+    bad = (bad | _mm512_cmp_ps_mask(_mm512_abs_ps(max), inf, _CMP_NLT_UQ)) & first_lanes(group);
     if (bad != 0) return r0 + __builtin_ctz(bad);
     // The first column equal to the maximum: columns from last to first, each overriding.
     __m512i first = _mm512_setzero_si512();
@@ -201,7 +193,7 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
 /// One-hot rows of at most 16 floats from their argmax, one store per row (whole-vector
 /// stores in row order, as in softmax_short_rows).
 inline void one_hot_short_rows(float* out, Index rows, Index k, const Index* argmax) {
-  const __mmask16 lanes = row_lanes(0, k);
+  const __mmask16 lanes = first_lanes(k);
   const __m512 one = _mm512_set1_ps(1.0f);
   for (Index r = 0; r < rows; ++r) {
     const __m512 row = _mm512_maskz_mov_ps(static_cast<__mmask16>(1u << argmax[r]), one);
@@ -219,7 +211,7 @@ inline void one_hot_short_rows(float* out, Index rows, Index k, const Index* arg
 /// and are stored under a mask.
 inline void softmax_short_rows_backward(const float* s, const float* dy, float* dl, Index rows,
                                         Index k, float inv_tau, bool assign) {
-  const __mmask16 lanes = row_lanes(0, k);
+  const __mmask16 lanes = first_lanes(k);
   const __m512 scale = _mm512_set1_ps(inv_tau);
   constexpr Index kGroup = 4;
   for (Index r0 = 0; r0 < rows; r0 += kGroup) {
