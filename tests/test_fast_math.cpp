@@ -112,9 +112,15 @@ TEST_CASE("AVX-512 softmax of short rows equals the general row code, argmax inc
       Matrix<float> general = block;
       Index general_argmax[detail::kMaxBlockRows];
       REQUIRE(detail::block_argmax(general.data(), rows, k, general_argmax) < 0);
-      detail::avx512::softmax_block(general.data(), rows, k, general_argmax, 2.0f);
+      float general_max[detail::kMaxBlockRows];
+      for (Index r = 0; r < rows; ++r) general_max[r] = general(r, general_argmax[r]);
+      detail::avx512::softmax_block(general.data(), rows, k, general_max, 2.0f);
       for (Index r = 0; r < rows; ++r) CHECK(fused_argmax[r] == general_argmax[r]);
       CHECK((fused - general).cwiseAbs().maxCoeff() < 4e-7f);
+      // Without argmax wanted (the soft sampler), the same values.
+      Matrix<float> soft_only = block;
+      REQUIRE(detail::avx512::softmax_short_rows(soft_only.data(), rows, k, 2.0f, nullptr) < 0);
+      CHECK(soft_only == fused);
       CHECK((fused.rowwise().sum().array() - 1.0f).abs().maxCoeff() < 4e-7f);
     }
   }
@@ -169,9 +175,49 @@ TEST_CASE("Gumbel noise straight from the generator's registers equals the two-s
       const std::vector<float> expected = sixteen_at_a_time(u, simd::gumbel_from_uniform);
       std::vector<float> g(static_cast<std::size_t>(count));
       gumbel_range(gen, first, begin, count, g.data());
+      // perturbed_range adds the logits in the same pass: exactly l + g.
+      std::vector<float> logits(static_cast<std::size_t>(count)), p(logits.size());
+      for (std::size_t j = 0; j < logits.size(); ++j) logits[j] = 0.37f * float(j % 11) - 2.0f;
+      perturbed_range(gen, first, begin, count, logits.data(), p.data());
       for (Index j = 0; j < count; ++j) {
-        REQUIRE(g[static_cast<std::size_t>(j)] == expected[static_cast<std::size_t>(j)]);
+        const auto e = static_cast<std::size_t>(j);
+        REQUIRE(g[e] == expected[e]);
+        REQUIRE(p[e] == logits[e] + expected[e]);
       }
+    }
+  }
+}
+
+TEST_CASE("AVX-512 row argmax finds the first largest entry in one pass") {
+  // The maximum planted in several lanes and vectors, -inf entries, and rows that end
+  // mid-vector; each against a scalar search.
+  Generator gen(21);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const Index k : {Index{1}, Index{7}, Index{16}, Index{17}, Index{40}, Index{1000}}) {
+    for (int trial = 0; trial < 50; ++trial) {
+      Matrix<float> row = gen.normal<float>(1, k);
+      const Index a = (trial * 7) % k, b = (trial * 13 + 5) % k;
+      if (trial % 3 == 0) row(0, a) = row(0, b) = 9.0f;  // a tie between two columns
+      if (trial % 5 == 0) row(0, (trial * 3) % k) = -inf;
+      Index expected = 0;
+      for (Index j = 1; j < k; ++j) {
+        if (row(0, j) > row(0, expected)) expected = j;
+      }
+      if (!std::isfinite(row(0, expected))) expected = -1;
+      REQUIRE(simd::row_argmax(row.data(), k) == expected);
+      float max = 0.0f;
+      REQUIRE(detail::row_max(row.data(), k, max) == (expected >= 0));
+      if (expected >= 0) CHECK(max == row(0, expected));
+    }
+    // No finite maximum: all -inf, a NaN or a +inf anywhere.
+    Matrix<float> row = Matrix<float>::Constant(1, k, -inf);
+    CHECK(simd::row_argmax(row.data(), k) == -1);
+    for (const float bad : {std::numeric_limits<float>::quiet_NaN(), inf}) {
+      row = gen.normal<float>(1, k);
+      row(0, k - 1) = bad;
+      CHECK(simd::row_argmax(row.data(), k) == -1);
+      float max = 0.0f;
+      CHECK_FALSE(detail::row_max(row.data(), k, max));
     }
   }
 }

@@ -10,31 +10,58 @@
 
 namespace gumbel {
 
+namespace detail {
+
+/// out[j] = g_j, or shift[j] + g_j when shift is given, for the Gumbel noise g of elements
+/// [begin, begin + count) of a draw: the noise and its shift in one pass over out.
+template <class T>
+void shifted_gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index count,
+                          const T* shift, T* out) {
+  gen.uniform_range(first, begin, count, out);
+  if constexpr (std::is_same_v<T, float>) {
+    // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
+#if defined(__AVX512F__)
+    const auto shifted = [&](Index j, __m512 g, __mmask16 lanes) {
+      return shift ? _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, shift + j), g) : g;
+    };
+    Index j = 0;
+    for (; j + 16 <= count; j += 16) {
+      const __m512 g = avx512::gumbel_from_uniform(_mm512_loadu_ps(out + j));
+      _mm512_storeu_ps(out + j, shifted(j, g, 0xFFFF));
+    }
+    if (j < count) {
+      const __mmask16 tail = avx512::first_lanes(count - j);
+      const __m512 u = _mm512_mask_loadu_ps(_mm512_set1_ps(0.5f), tail, out + j);
+      _mm512_mask_storeu_ps(out + j, tail, shifted(j, avx512::gumbel_from_uniform(u), tail));
+    }
+#else
+    for (Index j = 0; j < count; ++j) out[j] = -log_positive(-log_positive(out[j]));
+    if (shift)
+      Eigen::Map<Eigen::ArrayX<T>>(out, count) += Eigen::Map<const Eigen::ArrayX<T>>(shift, count);
+#endif
+  } else {
+    Eigen::Map<Eigen::ArrayX<T>> g(out, count);
+    g = -(-g.log()).log();
+    if (shift) g += Eigen::Map<const Eigen::ArrayX<T>>(shift, count);
+  }
+}
+
+}  // namespace detail
+
 /// Gumbel(0, 1) values for elements [begin, begin + count) of a draw that starts at block
 /// `first` (see Generator::uniform_range): finite always, at most about 16.6 in float and 37.4
 /// in double (the largest value the smallest uniform gives).
 template <class T>
 void gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index count, T* out) {
-  gen.uniform_range(first, begin, count, out);
-  if constexpr (std::is_same_v<T, float>) {
-    // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
-#if defined(__AVX512F__)
-    Index j = 0;
-    for (; j + 16 <= count; j += 16) {
-      _mm512_storeu_ps(out + j, detail::avx512::gumbel_from_uniform(_mm512_loadu_ps(out + j)));
-    }
-    if (j < count) {
-      const __mmask16 tail = detail::avx512::first_lanes(count - j);
-      const __m512 u = _mm512_mask_loadu_ps(_mm512_set1_ps(0.5f), tail, out + j);
-      _mm512_mask_storeu_ps(out + j, tail, detail::avx512::gumbel_from_uniform(u));
-    }
-#else
-    for (Index j = 0; j < count; ++j) out[j] = -detail::log_positive(-detail::log_positive(out[j]));
-#endif
-  } else {
-    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> g(out, count);
-    g = -(-g.log()).log();
-  }
+  detail::shifted_gumbel_range(gen, first, begin, count, static_cast<const T*>(nullptr), out);
+}
+
+/// out[j] = logits[j] + g_j: perturbed logits for the same elements as gumbel_range, in the
+/// same pass as the noise.
+template <class T>
+void perturbed_range(const Generator& gen, std::uint64_t first, Index begin, Index count,
+                     const T* logits, T* out) {
+  detail::shifted_gumbel_range(gen, first, begin, count, logits, out);
 }
 
 /// A rows x cols matrix of Gumbel(0, 1) noise. Rows are filled in parallel when OpenMP is on;

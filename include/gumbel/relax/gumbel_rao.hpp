@@ -56,14 +56,16 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
   T* out = node.out.value_mut().data();
   const T* l = logits.value().data();
   detail::perturb_rows(op, node, logits, gen, soft, k * draws, [&](Index i, T* s0, Index top) {
-    detail::softmax_block(s0, 1, k, &top, inv_tau);
+    const T max0 = s0[top];
+    detail::softmax_block(s0, 1, k, &max0, inv_tau);
     detail::RowArray<T>(out + i * k, k).setZero();
     out[i * k + top] = T(1);
     for (Index m = 1; m < draws; ++m) {
       T* s = soft + m * n + i * k;
       detail::conditional_perturb_row(gen, extra + stride * std::uint64_t(m - 1), i, l + i * k, s,
                                       k, top);
-      detail::softmax_block(s, 1, k, &top, inv_tau);
+      const T max = s[top];  // the conditional draw keeps its maximum at top
+      detail::softmax_block(s, 1, k, &max, inv_tau);
     }
   });
 

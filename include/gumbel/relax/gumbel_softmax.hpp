@@ -128,8 +128,7 @@ void perturb_blocks(const char* op, const SamplingNode<T>& node, const Var<T>& l
     const Index rows = std::min(block_rows, node.rows - first_row);
     T* block = dest + first_row * k;
     // Noise and the add over the whole block: short rows still fill vector registers.
-    gumbel_range(gen, node.first, first_row * k, rows * k, block);
-    RowArray<T>(block, rows * k) += ConstRowArray<T>(l + first_row * k, rows * k);
+    perturbed_range(gen, node.first, first_row * k, rows * k, l + first_row * k, block);
     const Index bad = finish(first_row, rows, block);
     if (bad >= 0) failure.report(first_row + bad);
   });
@@ -166,7 +165,7 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
   T* soft = hard ? node.tape->scratch(node.rows * k) : out;
   perturb_blocks(op, node, logits, gen, soft, k, [&](Index first_row, Index rows, T* block) {
     Index argmax[kMaxBlockRows];
-    const Index bad = softmax_rows(block, rows, k, node.inv_tau, argmax);
+    const Index bad = softmax_rows(block, rows, k, node.inv_tau, hard ? argmax : nullptr);
     if (bad >= 0 || !hard) return bad;
 #if defined(__AVX512F__)
     if constexpr (std::is_same_v<T, float>) {

@@ -77,8 +77,8 @@ inline __m512 all_lanes_sum(__m512 v) {
   return all_lanes(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
 }
 
-/// row_argmax for floats: one pass for the maximum (and NaN), one to find where it is.
-inline Index row_argmax(const float* row, Index k) {
+/// row_max for floats: the maximum in every lane, with the NaN check in the same pass.
+inline bool row_max(const float* row, Index k, __m512& max) {
   const __m512 minus_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 best = minus_inf;
   __mmask16 nan = 0;
@@ -87,15 +87,31 @@ inline Index row_argmax(const float* row, Index k) {
     best = _mm512_max_ps(best, v);
     nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
   }
-  best = all_lanes_max(best);
-  const float max = _mm512_cvtss_f32(best);
-  if (nan != 0 || !std::isfinite(max)) return -1;
-  for (Index j = 0;; j += 16) {
-    const __mmask16 lanes = first_lanes(k - j);
-    const __mmask16 hit =
-        _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, row + j), best, _CMP_EQ_OQ);
-    if (hit != 0) return j + __builtin_ctz(hit);
+  max = all_lanes_max(best);
+  return nan == 0 && std::isfinite(_mm512_cvtss_f32(max));
+}
+
+/// row_argmax for floats in one pass: each lane keeps its maximum and the first column where it
+/// rose to it; the first column of the row's maximum is then the least among the lanes that
+/// hold it.
+inline Index row_argmax(const float* row, Index k) {
+  const __m512 minus_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 best = minus_inf;
+  __m512i where = _mm512_setzero_si512();
+  __m512i column = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(16);
+  __mmask16 nan = 0;
+  for (Index j = 0; j < k; j += 16) {
+    const __m512 v = _mm512_mask_loadu_ps(minus_inf, first_lanes(k - j), row + j);
+    where = _mm512_mask_mov_epi32(where, _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ), column);
+    best = _mm512_max_ps(best, v);
+    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    column = _mm512_add_epi32(column, step);
   }
+  const __m512 max = all_lanes_max(best);
+  if (nan != 0 || !std::isfinite(_mm512_cvtss_f32(max))) return -1;
+  const __mmask16 holders = _mm512_cmp_ps_mask(best, max, _CMP_EQ_OQ);
+  return _mm512_mask_reduce_min_epi32(holders, where);
 }
 
 /// e^((x - max) / tau) = 2^((x - max) scale) with scale = log2(e) / tau.
@@ -107,11 +123,11 @@ inline __m512 softmax_scale(float inv_tau) {
 }
 
 /// softmax_block for floats: one pass for the powers and their sum, one to normalise.
-inline void softmax_block(float* block, Index rows, Index k, const Index* argmax, float inv_tau) {
+inline void softmax_block(float* block, Index rows, Index k, const float* row_max, float inv_tau) {
   const __m512 scale = softmax_scale(inv_tau);
   for (Index r = 0; r < rows; ++r) {
     float* row = block + r * k;
-    const __m512 max = _mm512_set1_ps(row[argmax[r]]);
+    const __m512 max = _mm512_set1_ps(row_max[r]);
     __m512 sum = _mm512_setzero_ps();
     for (Index j = 0; j < k; j += 16) {
       const __mmask16 lanes = first_lanes(k - j);
@@ -159,16 +175,18 @@ inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau
     // A NaN anywhere, or a maximum of +inf or -inf.
     bad = (bad | _mm512_cmp_ps_mask(_mm512_abs_ps(max), inf, _CMP_NLT_UQ)) & first_lanes(group);
     if (bad != 0) return r0 + __builtin_ctz(bad);
-    // The first column equal to the maximum: columns from last to first, each overriding.
-    __m512i first = _mm512_setzero_si512();
-    for (Index j = k - 1; j > 0; --j) {
-      first = _mm512_mask_mov_epi32(first, _mm512_cmp_ps_mask(v[j], max, _CMP_EQ_OQ),
-                                    _mm512_set1_epi32(static_cast<int>(j)));
+    if (argmax != nullptr) {
+      // The first column equal to the maximum: columns from last to first, each overriding.
+      __m512i first = _mm512_setzero_si512();
+      for (Index j = k - 1; j > 0; --j) {
+        first = _mm512_mask_mov_epi32(first, _mm512_cmp_ps_mask(v[j], max, _CMP_EQ_OQ),
+                                      _mm512_set1_epi32(static_cast<int>(j)));
+      }
+      first = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v[0], max, _CMP_NEQ_UQ), first);
+      alignas(64) std::int32_t index[16];
+      _mm512_store_si512(index, first);
+      for (Index i = 0; i < group; ++i) argmax[r0 + i] = index[i];
     }
-    first = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v[0], max, _CMP_NEQ_UQ), first);
-    alignas(64) std::int32_t index[16];
-    _mm512_store_si512(index, first);
-    for (Index i = 0; i < group; ++i) argmax[r0 + i] = index[i];
     __m512 sum = _mm512_setzero_ps();
     for (Index j = 0; j < k; ++j) {
       v[j] = softmax_power(v[j], max, scale);
@@ -240,31 +258,46 @@ inline void softmax_short_rows_backward(const float* s, const float* dy, float* 
 }  // namespace avx512
 #endif
 
-/// The index of the first largest entry of a row, or -1 when the row has no finite maximum
-/// (all -inf, or a +inf or NaN anywhere).
+/// The largest entry of a row in `max`; false when the row has no finite maximum (all -inf, or
+/// a +inf or NaN anywhere).
+template <class T>
+bool row_max(const T* row, Index k, T& max) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    __m512 m;
+    const bool ok = avx512::row_max(row, k, m);
+    max = _mm512_cvtss_f32(m);
+    return ok;
+  }
+#endif
+  max = ConstRowArray<T>(row, k).template maxCoeff<Eigen::PropagateNaN>();
+  return std::isfinite(max);
+}
+
+/// The index of the first largest entry of a row, or -1 when the row has no finite maximum.
 template <class T>
 Index row_argmax(const T* row, Index k) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) return avx512::row_argmax(row, k);
 #endif
-  const T m = ConstRowArray<T>(row, k).template maxCoeff<Eigen::PropagateNaN>();
-  if (!std::isfinite(m)) return -1;
+  T m;
+  if (!row_max(row, k, m)) return -1;
   Index j = 0;
   while (row[j] != m) ++j;
   return j;
 }
 
 /// In place, for each of `rows` rows of length k: row <- softmax(row * inv_tau), given each
-/// row's argmax. The exp runs once over the whole block.
+/// row's maximum. The exp runs once over the whole block.
 template <class T>
-void softmax_block(T* block, Index rows, Index k, const Index* argmax, T inv_tau) {
+void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>)
-    return avx512::softmax_block(block, rows, k, argmax, inv_tau);
+    return avx512::softmax_block(block, rows, k, row_max, inv_tau);
 #endif
   for (Index r = 0; r < rows; ++r) {
     RowArray<T> row(block + r * k, k);
-    row = (row - block[r * k + argmax[r]]) * inv_tau;
+    row = (row - row_max[r]) * inv_tau;
   }
   RowArray<T> all(block, rows * k);
   all = exp_flush(all);
@@ -284,8 +317,9 @@ Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
   return -1;
 }
 
-/// In place, for each of `rows` rows of length k: argmax[r] = row_argmax, then row <-
-/// softmax(row * inv_tau). Returns the first unusable row (the block is then unfinished), or -1.
+/// In place, for each of `rows` rows of length k: row <- softmax(row * inv_tau), and, when
+/// argmax is given, argmax[r] = the row's row_argmax before it. Returns the first unusable row
+/// (the block is then unfinished), or -1.
 template <class T>
 Index softmax_rows(T* block, Index rows, Index k, T inv_tau, Index* argmax) {
 #if defined(__AVX512F__)
@@ -293,9 +327,19 @@ Index softmax_rows(T* block, Index rows, Index k, T inv_tau, Index* argmax) {
     if (k <= 16) return avx512::softmax_short_rows(block, rows, k, inv_tau, argmax);
   }
 #endif
-  const Index bad = block_argmax(block, rows, k, argmax);
-  if (bad < 0) softmax_block(block, rows, k, argmax, inv_tau);
-  return bad;
+  T max[kMaxBlockRows];
+  for (Index r = 0; r < rows; ++r) {
+    const T* row = block + r * k;
+    if (argmax != nullptr) {
+      argmax[r] = row_argmax(row, k);
+      if (argmax[r] < 0) return r;
+      max[r] = row[argmax[r]];
+    } else if (!row_max(row, k, max[r])) {
+      return r;
+    }
+  }
+  softmax_block(block, rows, k, max, inv_tau);
+  return -1;
 }
 
 /// Writes p = logits + g for row i (noise from the draw at block `first`) and returns the index
@@ -303,8 +347,7 @@ Index softmax_rows(T* block, Index rows, Index k, T inv_tau, Index* argmax) {
 template <class T>
 Index perturb_row(const Generator& gen, std::uint64_t first, Index i, const T* logits, T* p,
                   Index k) {
-  gumbel_range(gen, first, i * k, k, p);
-  RowArray<T>(p, k) += ConstRowArray<T>(logits, k);
+  perturbed_range(gen, first, i * k, k, logits, p);
   return row_argmax(p, k);
 }
 
