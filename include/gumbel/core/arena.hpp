@@ -10,6 +10,10 @@
 #include <new>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace gumbel {
 
 class Arena {
@@ -79,18 +83,28 @@ class Arena {
   }
 
  private:
+  // Blocks of a few MB (large batches, wide rows) sit on 2 MB pages where the kernel allows it:
+  // with 4 KB pages a pass over several such matrices misses the TLB at every page, which cost
+  // a third of the time of a sample + backward at 64 x 32000.
+  static constexpr std::size_t huge_page = std::size_t{1} << 21;
+
   struct AlignedDelete {
-    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{alignment}); }
+    std::size_t align = alignment;
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{align}); }
   };
   struct Block {
     std::unique_ptr<std::byte[], AlignedDelete> data;
     std::size_t size = 0;
     static Block make(std::size_t bytes) {
-      auto* p = static_cast<std::byte*>(::operator new[](bytes, std::align_val_t{alignment}));
-      return Block{std::unique_ptr<std::byte[], AlignedDelete>(p), bytes};
+      const std::size_t align = bytes >= huge_page ? huge_page : alignment;
+      auto* p = static_cast<std::byte*>(::operator new[](bytes, std::align_val_t{align}));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      // Advice only: where transparent huge pages are off, the block keeps small pages.
+      if (align == huge_page) static_cast<void>(::madvise(p, bytes, MADV_HUGEPAGE));
+#endif
+      return Block{std::unique_ptr<std::byte[], AlignedDelete>(p, AlignedDelete{align}), bytes};
     }
   };
-
   static constexpr std::size_t round_up(std::size_t bytes) {
     return (bytes + alignment - 1) / alignment * alignment;
   }
