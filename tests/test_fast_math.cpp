@@ -108,18 +108,26 @@ TEST_CASE("AVX-512 softmax of short rows equals the general row code, argmax inc
       block(rows - 1, 0) = 1e30f;
       Matrix<float> fused = block;
       Index fused_argmax[detail::kMaxBlockRows];
-      REQUIRE(detail::avx512::softmax_short_rows(fused.data(), rows, k, 2.0f, fused_argmax) < 0);
+      REQUIRE(detail::avx512::softmax_short_rows<true>(fused.data(), rows, k, 2.0f, fused_argmax) <
+              0);
       Matrix<float> general = block;
       Index general_argmax[detail::kMaxBlockRows];
-      REQUIRE(detail::block_argmax(general.data(), rows, k, general_argmax) < 0);
       float general_max[detail::kMaxBlockRows];
-      for (Index r = 0; r < rows; ++r) general_max[r] = general(r, general_argmax[r]);
+      for (Index r = 0; r < rows; ++r) {
+        general_argmax[r] = simd::row_argmax(general.data() + r * k, k);
+        REQUIRE(general_argmax[r] >= 0);
+        general_max[r] = general(r, general_argmax[r]);
+      }
       detail::avx512::softmax_block(general.data(), rows, k, general_max, 2.0f);
       for (Index r = 0; r < rows; ++r) CHECK(fused_argmax[r] == general_argmax[r]);
+      Index transposed_argmax[detail::kMaxBlockRows];
+      REQUIRE(detail::block_argmax(block.data(), rows, k, transposed_argmax) < 0);
+      for (Index r = 0; r < rows; ++r) CHECK(transposed_argmax[r] == general_argmax[r]);
       CHECK((fused - general).cwiseAbs().maxCoeff() < 4e-7f);
       // Without argmax wanted (the soft sampler), the same values.
       Matrix<float> soft_only = block;
-      REQUIRE(detail::avx512::softmax_short_rows(soft_only.data(), rows, k, 2.0f, nullptr) < 0);
+      REQUIRE(detail::avx512::softmax_short_rows<false>(soft_only.data(), rows, k, 2.0f, nullptr) <
+              0);
       CHECK(soft_only == fused);
       CHECK((fused.rowwise().sum().array() - 1.0f).abs().maxCoeff() < 4e-7f);
     }
@@ -130,12 +138,17 @@ TEST_CASE("AVX-512 softmax of short rows equals the general row code, argmax inc
     Matrix<float> block = gen.normal<float>(9, 10);
     block(6, 3) = bad;
     Index argmax[detail::kMaxBlockRows];
-    CHECK(detail::avx512::softmax_short_rows(block.data(), 9, 10, 1.0f, argmax) == 6);
+    CHECK(detail::avx512::softmax_short_rows<true>(Matrix<float>(block).data(), 9, 10, 1.0f,
+                                                   argmax) == 6);
+    CHECK(detail::avx512::softmax_short_rows<false>(Matrix<float>(block).data(), 9, 10, 1.0f,
+                                                    nullptr) == 6);
+    CHECK(detail::avx512::argmax_short_rows(block.data(), 9, 10, argmax) == 6);
   }
   Matrix<float> block = gen.normal<float>(9, 10);
   block.row(5).setConstant(-std::numeric_limits<float>::infinity());
   Index argmax[detail::kMaxBlockRows];
-  CHECK(detail::avx512::softmax_short_rows(block.data(), 9, 10, 1.0f, argmax) == 5);
+  CHECK(detail::avx512::argmax_short_rows(block.data(), 9, 10, argmax) == 5);
+  CHECK(detail::avx512::softmax_short_rows<true>(block.data(), 9, 10, 1.0f, argmax) == 5);
 }
 
 TEST_CASE("AVX-512 short-row softmax backward equals the row formula, assigning and adding") {

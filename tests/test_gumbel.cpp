@@ -100,6 +100,34 @@ TEST_CASE_TEMPLATE("hard samples are the exact one-hot of the soft argmax, with 
   CHECK(logits.grad() == soft_grad);
 }
 
+TEST_CASE_TEMPLATE("a hard sample without gradient is the same one-hot, and checks its rows", T,
+                   float, double) {
+  // Without a backward the straight-through node skips the soft sample; its value and the
+  // generator's position must not change. Short rows (one transpose per 16) and long ones.
+  for (const Index k : {Index{7}, Index{16}, Index{40}, Index{1000}}) {
+    CAPTURE(k);
+    Matrix<T> l = Generator(k).normal<T>(70, k);
+    l(9, k / 2) = -std::numeric_limits<T>::infinity();
+    Tape<T> tape;
+    Generator with_grad(5), without_grad(5), disabled(5);
+    const auto trained = gumbel_softmax(tape.variable(l), T(0.5), with_grad, true);
+    const auto fixed = gumbel_softmax(tape.constant(l), T(0.5), without_grad, true);
+    tape.set_grad_enabled(false);
+    const auto no_grad = gumbel_softmax(tape.variable(l), T(0.5), disabled, true);
+    tape.set_grad_enabled(true);
+    CHECK_FALSE(fixed.requires_grad());
+    CHECK_FALSE(no_grad.requires_grad());
+    CHECK(fixed.value() == trained.value());
+    CHECK(no_grad.value() == trained.value());
+    CHECK((trained.value().rowwise().sum().array() == T(1)).all());
+    CHECK(with_grad.uniform<T>(1, 1)(0, 0) == without_grad.uniform<T>(1, 1)(0, 0));
+    l.row(3).setConstant(std::numeric_limits<T>::quiet_NaN());
+    const std::string msg = message_of<ValueError>(
+        [&] { gumbel_softmax(tape.constant(l), T(0.5), without_grad, true); });
+    CHECK(msg.find("gumbel::gumbel_softmax(hard): row 3") != std::string::npos);
+  }
+}
+
 TEST_CASE("Gumbel-Softmax gradients against finite differences") {
   for (const Shape& s : kShapes) {
     CAPTURE(s.rows);

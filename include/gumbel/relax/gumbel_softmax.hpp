@@ -162,22 +162,20 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
   // The straight-through node shows the one-hot but differentiates the soft sample, which it
   // keeps in scratch memory; the soft node's value is the soft sample itself.
   T* out = node.out.value_mut().data();
+  if (hard && !node.out.requires_grad()) {
+    // No backward will read the soft sample: the value is the one-hot of the perturbed logits'
+    // argmax (Gumbel-max), written over them.
+    perturb_blocks(op, node, logits, gen, out, k, [&](Index, Index rows, T* block) {
+      Index argmax[kMaxBlockRows];
+      const Index bad = block_argmax(block, rows, k, argmax);
+      if (bad < 0) write_one_hot(block, rows, k, argmax);
+      return bad;
+    });
+    return node.out;
+  }
   T* soft = hard ? node.tape->scratch(node.rows * k) : out;
   perturb_blocks(op, node, logits, gen, soft, k, [&](Index first_row, Index rows, T* block) {
-    Index argmax[kMaxBlockRows];
-    const Index bad = softmax_rows(block, rows, k, node.inv_tau, hard ? argmax : nullptr);
-    if (bad >= 0 || !hard) return bad;
-#if defined(__AVX512F__)
-    if constexpr (std::is_same_v<T, float>) {
-      if (k <= 16) {
-        avx512::one_hot_short_rows(out + first_row * k, rows, k, argmax);
-        return bad;
-      }
-    }
-#endif
-    RowArray<T>(out + first_row * k, rows * k).setZero();
-    for (Index r = 0; r < rows; ++r) out[(first_row + r) * k + argmax[r]] = T(1);
-    return bad;
+    return softmax_rows(block, rows, k, node.inv_tau, hard ? out + first_row * k : nullptr);
   });
 
   // y = softmax((l + g) / tau) (soft; hard shows its one-hot) ;

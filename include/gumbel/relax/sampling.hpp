@@ -144,49 +144,81 @@ inline void softmax_block(float* block, Index rows, Index k, const float* row_ma
   }
 }
 
-/// softmax_rows for rows of at most 16 floats, 16 rows at a time turned into columns by a
-/// transpose in registers: lane i of column j is entry j of row i, so the maximum, argmax, sum
-/// and quotient are lane-wise operations over k columns, and the exponential runs over k
-/// vectors instead of 16 part-filled ones. Rows are read from a copy of the block: in place,
-/// a row's load touches the 64 bytes of the previous row's store and waits for it. They are
-/// written with whole-vector stores, the part past a row's end landing on the next rows before
-/// those are written (only the stores that would pass the block's end are masked).
-inline Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau, Index* argmax) {
+// Rows of at most 16 floats go 16 at a time through a transpose in registers: lane i of
+// column j is entry j of row i, so a row's maximum, argmax, sum and quotient are lane-wise
+// operations over k columns.
+
+/// Loads rows [r0, r0 + group) of `block` as columns (rows past the group repeat its last row)
+/// and their maxima; returns the first unusable row of the group (a NaN, or a maximum of +inf
+/// or -inf), or -1.
+inline Index load_short_rows(const float* block, Index r0, Index group, Index k,
+                             __m512 (&column)[16], __m512& max) {
+  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  const __m512 minus_inf = _mm512_sub_ps(_mm512_setzero_ps(), inf);
+  for (Index i = 0; i < 16; ++i) {
+    column[i] =
+        _mm512_mask_loadu_ps(minus_inf, first_lanes(k), block + (r0 + std::min(i, group - 1)) * k);
+  }
+  transpose16x16(column);
+  max = column[0];
+  __mmask16 nan = _mm512_cmp_ps_mask(column[0], column[0], _CMP_UNORD_Q);
+  for (Index j = 1; j < k; ++j) {
+    max = _mm512_max_ps(max, column[j]);
+    nan |= _mm512_cmp_ps_mask(column[j], column[j], _CMP_UNORD_Q);
+  }
+  const __mmask16 bad =
+      (nan | _mm512_cmp_ps_mask(_mm512_abs_ps(max), inf, _CMP_NLT_UQ)) & first_lanes(group);
+  return bad != 0 ? r0 + __builtin_ctz(bad) : -1;
+}
+
+/// argmax[r0 + i] = the first column of row i equal to its maximum (columns from last to
+/// first, each overriding), for rows loaded by load_short_rows.
+inline void short_rows_argmax(const __m512 (&column)[16], __m512 max, Index r0, Index group,
+                              Index k, Index* argmax) {
+  __m512i first = _mm512_setzero_si512();
+  for (Index j = k - 1; j > 0; --j) {
+    first = _mm512_mask_mov_epi32(first, _mm512_cmp_ps_mask(column[j], max, _CMP_EQ_OQ),
+                                  _mm512_set1_epi32(static_cast<int>(j)));
+  }
+  first = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(column[0], max, _CMP_NEQ_UQ), first);
+  alignas(64) std::int32_t index[16];
+  _mm512_store_si512(index, first);
+  for (Index i = 0; i < group; ++i) argmax[r0 + i] = index[i];
+}
+
+/// block_argmax for rows of at most 16 floats, 16 rows per transpose.
+inline Index argmax_short_rows(const float* block, Index rows, Index k, Index* argmax) {
+  for (Index r0 = 0; r0 < rows; r0 += 16) {
+    const Index group = std::min<Index>(16, rows - r0);
+    __m512 column[16];
+    __m512 max;
+    const Index bad = load_short_rows(block, r0, group, k, column, max);
+    if (bad >= 0) return bad;
+    short_rows_argmax(column, max, r0, group, k, argmax);
+  }
+  return -1;
+}
+
+/// softmax_rows for rows of at most 16 floats, 16 rows per transpose: the exponential runs
+/// over k vectors instead of 16 part-filled ones. Rows are read from a copy of the block: in
+/// place, a row's load touches the 64 bytes of the previous row's store and waits for it. They
+/// are written with whole-vector stores, the part past a row's end landing on the next rows
+/// before those are written (only the stores that would pass the block's end are masked).
+/// Compiled apart with and without the argmax, which would otherwise cost the softmax alone
+/// registers (3% at 3000 x 10).
+template <bool WithArgmax>
+Index softmax_short_rows(float* block, Index rows, Index k, float inv_tau, Index* argmax) {
   alignas(64) float copy[16 * kMaxBlockRows];
   std::copy_n(block, rows * k, copy);
   const __m512 scale = softmax_scale(inv_tau);
-  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-  const __m512 minus_inf = _mm512_sub_ps(_mm512_setzero_ps(), inf);
   const __mmask16 lanes = first_lanes(k);
   for (Index r0 = 0; r0 < rows; r0 += 16) {
     const Index group = std::min<Index>(16, rows - r0);
     __m512 v[16];
-    for (Index i = 0; i < 16; ++i) {
-      // Past the block's last row, repeat it (computed, never stored).
-      v[i] = _mm512_mask_loadu_ps(minus_inf, lanes, copy + (r0 + std::min(i, group - 1)) * k);
-    }
-    transpose16x16(v);
-    __m512 max = v[0];
-    __mmask16 bad = _mm512_cmp_ps_mask(v[0], v[0], _CMP_UNORD_Q);
-    for (Index j = 1; j < k; ++j) {
-      max = _mm512_max_ps(max, v[j]);
-      bad |= _mm512_cmp_ps_mask(v[j], v[j], _CMP_UNORD_Q);
-    }
-    // A NaN anywhere, or a maximum of +inf or -inf.
-    bad = (bad | _mm512_cmp_ps_mask(_mm512_abs_ps(max), inf, _CMP_NLT_UQ)) & first_lanes(group);
-    if (bad != 0) return r0 + __builtin_ctz(bad);
-    if (argmax != nullptr) {
-      // The first column equal to the maximum: columns from last to first, each overriding.
-      __m512i first = _mm512_setzero_si512();
-      for (Index j = k - 1; j > 0; --j) {
-        first = _mm512_mask_mov_epi32(first, _mm512_cmp_ps_mask(v[j], max, _CMP_EQ_OQ),
-                                      _mm512_set1_epi32(static_cast<int>(j)));
-      }
-      first = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v[0], max, _CMP_NEQ_UQ), first);
-      alignas(64) std::int32_t index[16];
-      _mm512_store_si512(index, first);
-      for (Index i = 0; i < group; ++i) argmax[r0 + i] = index[i];
-    }
+    __m512 max;
+    const Index bad = load_short_rows(copy, r0, group, k, v, max);
+    if (bad >= 0) return bad;
+    if constexpr (WithArgmax) short_rows_argmax(v, max, r0, group, k, argmax);
     __m512 sum = _mm512_setzero_ps();
     for (Index j = 0; j < k; ++j) {
       v[j] = softmax_power(v[j], max, scale);
@@ -310,6 +342,11 @@ void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau) {
 /// argmax[r] = row_argmax of each row of a block; returns the first unusable row, or -1.
 template <class T>
 Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (k <= 16) return avx512::argmax_short_rows(block, rows, k, argmax);
+  }
+#endif
   for (Index r = 0; r < rows; ++r) {
     argmax[r] = row_argmax(block + r * k, k);
     if (argmax[r] < 0) return r;
@@ -317,28 +354,44 @@ Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
   return -1;
 }
 
-/// In place, for each of `rows` rows of length k: row <- softmax(row * inv_tau), and, when
-/// argmax is given, argmax[r] = the row's row_argmax before it. Returns the first unusable row
-/// (the block is then unfinished), or -1.
+/// Overwrites `rows` rows of length k with the one-hot rows of argmax.
 template <class T>
-Index softmax_rows(T* block, Index rows, Index k, T inv_tau, Index* argmax) {
+void write_one_hot(T* block, Index rows, Index k, const Index* argmax) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (k <= 16) return avx512::softmax_short_rows(block, rows, k, inv_tau, argmax);
+    if (k <= 16) return avx512::one_hot_short_rows(block, rows, k, argmax);
+  }
+#endif
+  RowArray<T>(block, rows * k).setZero();
+  for (Index r = 0; r < rows; ++r) block[r * k + argmax[r]] = T(1);
+}
+
+/// In place, for each of `rows` rows of length k: row <- softmax(row * inv_tau). With
+/// `one_hot` given, also writes there the one-hot rows of each row's row_argmax (taken before
+/// the softmax). Returns the first unusable row (the block is then unfinished), or -1.
+template <class T>
+Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullptr) {
+  Index argmax[kMaxBlockRows];
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    if (k <= 16) {
+      if (one_hot == nullptr)
+        return avx512::softmax_short_rows<false>(block, rows, k, inv_tau, nullptr);
+      const Index bad = avx512::softmax_short_rows<true>(block, rows, k, inv_tau, argmax);
+      if (bad < 0) write_one_hot(one_hot, rows, k, argmax);
+      return bad;
+    }
   }
 #endif
   T max[kMaxBlockRows];
   for (Index r = 0; r < rows; ++r) {
     const T* row = block + r * k;
-    if (argmax != nullptr) {
-      argmax[r] = row_argmax(row, k);
-      if (argmax[r] < 0) return r;
-      max[r] = row[argmax[r]];
-    } else if (!row_max(row, k, max[r])) {
-      return r;
-    }
+    const bool usable = one_hot ? (argmax[r] = row_argmax(row, k)) >= 0 : row_max(row, k, max[r]);
+    if (!usable) return r;
+    if (one_hot) max[r] = row[argmax[r]];
   }
   softmax_block(block, rows, k, max, inv_tau);
+  if (one_hot) write_one_hot(one_hot, rows, k, argmax);
   return -1;
 }
 
