@@ -85,7 +85,7 @@ class Arena {
  private:
   // Blocks of a few MB (large batches, wide rows) sit on 2 MB pages where the kernel allows it:
   // with 4 KB pages a pass over several such matrices misses the TLB at every page, which cost
-  // a third of the time of a sample + backward at 64 x 32000.
+  // about half the time of a sample + backward at 64 x 32000.
   static constexpr std::size_t huge_page = std::size_t{1} << 21;
 
   struct AlignedDelete {
