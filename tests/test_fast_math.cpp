@@ -188,14 +188,15 @@ TEST_CASE("Gumbel noise straight from the generator's registers equals the two-s
       const std::vector<float> expected = sixteen_at_a_time(u, simd::gumbel_from_uniform);
       std::vector<float> g(static_cast<std::size_t>(count));
       gumbel_range(gen, first, begin, count, g.data());
-      // perturbed_range adds the logits in the same pass: exactly l + g.
+      // perturbed_range adds the shifted logits in the same pass: exactly (l - offset) + g.
       std::vector<float> logits(static_cast<std::size_t>(count)), p(logits.size());
       for (std::size_t j = 0; j < logits.size(); ++j) logits[j] = 0.37f * float(j % 11) - 2.0f;
-      perturbed_range(gen, first, begin, count, logits.data(), p.data());
+      const float offset = 1.25f;
+      perturbed_range(gen, first, begin, count, logits.data(), offset, p.data());
       for (Index j = 0; j < count; ++j) {
         const auto e = static_cast<std::size_t>(j);
         REQUIRE(g[e] == expected[e]);
-        REQUIRE(p[e] == logits[e] + expected[e]);
+        REQUIRE(p[e] == (logits[e] - offset) + expected[e]);
       }
     }
   }

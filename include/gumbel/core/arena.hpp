@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <memory>
 #include <new>
 #include <vector>
@@ -29,8 +30,10 @@ class Arena {
   Arena(Arena&&) noexcept = default;
   Arena& operator=(Arena&&) noexcept = default;
 
-  /// Uninitialised, 64-byte aligned memory valid until the next reset().
+  /// Uninitialised, 64-byte aligned memory valid until the next reset(). A request larger than
+  /// memory can address throws std::bad_array_new_length (a std::bad_alloc), as does `new`.
   void* allocate(std::size_t bytes) {
+    if (bytes > kMaxBytes) throw std::bad_array_new_length();
     bytes = round_up(bytes == 0 ? 1 : bytes);
     while (current_ < blocks_.size()) {
       Block& block = blocks_[current_];
@@ -55,6 +58,7 @@ class Arena {
   template <class T>
   T* allocate_array(std::size_t n) {
     static_assert(alignof(T) <= alignment, "over-aligned type in arena");
+    if (n > kMaxBytes / sizeof(T)) throw std::bad_array_new_length();
     return static_cast<T*>(allocate(n * sizeof(T)));
   }
 
@@ -87,6 +91,10 @@ class Arena {
   // with 4 KB pages a pass over several such matrices misses the TLB at every page, which cost
   // about half the time of a sample + backward at 64 x 32000.
   static constexpr std::size_t huge_page = std::size_t{1} << 21;
+  // No block may exceed what a pointer difference can span; rounding up and doubling a block
+  // below this bound cannot wrap.
+  static constexpr std::size_t kMaxBytes =
+      static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / 4;
 
   struct AlignedDelete {
     std::size_t align = alignment;

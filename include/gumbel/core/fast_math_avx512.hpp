@@ -77,11 +77,12 @@ inline __m512 log2_positive(__m512 x) noexcept {
   return _mm512_fmadd_ps(r, p, _mm512_add_ps(neg_log2_c, _mm512_cvtepi32_ps(exponent)));
 }
 
-/// 2^x for x <= 128, exactly 0 where the result would be subnormal (x < -126, and x = -inf or
-/// NaN), within 2 float ulps otherwise. 2^x = 2^n 2^f with n = round(x), |f| <= 1/2, and 2^f =
-/// 1 + f P(f), P a degree-5 least-squares fit (relative error 2.2e-9 before rounding).
+/// 2^x for x <= 128, exactly 0 where the result would be subnormal (x < -126, and x = -inf),
+/// NaN for NaN, within 2 float ulps otherwise. 2^x = 2^n 2^f with n = round(x), |f| <= 1/2, and
+/// 2^f = 1 + f P(f), P a degree-5 least-squares fit (relative error 2.2e-9 before rounding).
 inline __m512 exp2_flush(__m512 x) noexcept {
-  const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_GE_OQ);
+  // "Not less than", true for NaN, which then runs through the arithmetic and stays NaN.
+  const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
   __m512 p = _mm512_set1_ps(1.5370705e-4f);

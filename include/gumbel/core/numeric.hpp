@@ -13,16 +13,74 @@ namespace gumbel::detail {
 template <class T>
 inline const T kMinExpArg = std::log(std::numeric_limits<T>::min());
 
-/// e^x, exactly 0 where the result would be subnormal (see exp_flush). A functor with a packet
-/// path, because Eigen 3.4 evaluates `select` one scalar at a time: with it, every exp here
-/// became a call to libm's expf.
+/// e^x, exactly 0 where the result would be subnormal (see exp_flush), NaN for NaN. A functor
+/// with a packet path, because Eigen 3.4 evaluates `select` one scalar at a time: with it, every
+/// exp here became a call to libm's expf. The flush tests x <= bound, which is false for NaN.
 template <class T>
 struct ExpFlushOp {
-  T operator()(const T& x) const { return x > kMinExpArg<T> ? std::exp(x) : T(0); }
+  T operator()(const T& x) const { return x <= kMinExpArg<T> ? T(0) : std::exp(x); }
   template <class Packet>
   Packet packetOp(const Packet& x) const {
     using namespace Eigen::internal;
-    return pand(pexp(x), pcmp_lt(pset1<Packet>(kMinExpArg<T>), x));
+    return pandnot(pexp(x), pcmp_le(x, pset1<Packet>(kMinExpArg<T>)));
+  }
+};
+
+/// ln 2^k with k = digits of T: 2^k x is a normal number for every positive subnormal x.
+template <class T>
+inline const T kSubnormalLogShift = T(std::numeric_limits<T>::digits) * T(0.693147180559945309L);
+
+/// ln x as std::log has it (correctly rounded to about an ulp) for every x, subnormals included.
+/// Eigen's packet log clamps its argument to the smallest normal number (float ln(1e-40) came
+/// out -87.3 instead of -92.1): subnormal lanes are scaled by 2^k into the normal range first and
+/// k ln 2 is taken off the result. Zero, negatives, infinities and NaN keep Eigen's answers.
+template <class T>
+struct LogOp {
+  T operator()(const T& x) const { return std::log(x); }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    const Packet subnormal =
+        pand(pcmp_lt(pzero(x), x), pcmp_lt(x, pset1<Packet>(std::numeric_limits<T>::min())));
+    const T scale = T(std::ldexp(1.0, std::numeric_limits<T>::digits));
+    const Packet normal = pselect(subnormal, pmul(x, pset1<Packet>(scale)), x);
+    return psub(plog(normal), pand(subnormal, pset1<Packet>(kSubnormalLogShift<T>)));
+  }
+};
+
+/// 1 / (1 + e^-x), also where the result is subnormal: Eigen's logistic gives 0 there (below
+/// about -87.3 in float, -708.4 in double), which a following log turned into a loss off by
+/// several percent. Those rare lanes take e^x from libm (1 + e^x is 1 there).
+template <class T>
+struct SigmoidOp {
+  T operator()(const T& x) const {
+    return x < kMinExpArg<T> ? std::exp(x) : Eigen::internal::scalar_logistic_op<T>()(x);
+  }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    const Packet y = scalar_logistic_op<T>().packetOp(x);
+    if (!predux_any(pcmp_lt(x, pset1<Packet>(kMinExpArg<T>)))) return y;
+    constexpr int n = unpacket_traits<Packet>::size;
+    alignas(64) T xs[n];
+    alignas(64) T ys[n];
+    pstore(xs, x);
+    pstore(ys, y);
+    for (int i = 0; i < n; ++i) {
+      if (xs[i] < kMinExpArg<T>) ys[i] = std::exp(xs[i]);
+    }
+    return pload<Packet>(ys);
+  }
+};
+
+/// max(x, 0), NaN for NaN (Eigen's max(x, 0) returns 0 for NaN on x86).
+template <class T>
+struct ReluOp {
+  T operator()(const T& x) const { return x < T(0) ? T(0) : x; }
+  template <class Packet>
+  Packet packetOp(const Packet& x) const {
+    using namespace Eigen::internal;
+    return pandnot(x, pcmp_lt(x, pzero(x)));
   }
 };
 
@@ -60,6 +118,24 @@ struct functor_traits<gumbel::detail::ExpFlushOp<T>> {
   };
 };
 template <class T>
+struct functor_traits<gumbel::detail::LogOp<T>> {
+  enum {
+    Cost = functor_traits<scalar_log_op<T>>::Cost + 4,
+    PacketAccess = packet_traits<T>::HasLog
+  };
+};
+template <class T>
+struct functor_traits<gumbel::detail::SigmoidOp<T>> {
+  enum {
+    Cost = functor_traits<scalar_logistic_op<T>>::Cost + 2,
+    PacketAccess = functor_traits<scalar_logistic_op<T>>::PacketAccess
+  };
+};
+template <class T>
+struct functor_traits<gumbel::detail::ReluOp<T>> {
+  enum { Cost = 2, PacketAccess = packet_traits<T>::Vectorizable };
+};
+template <class T>
 struct functor_traits<gumbel::detail::PassWherePositiveOp<T>> {
   enum { Cost = 2, PacketAccess = packet_traits<T>::Vectorizable };
 };
@@ -77,6 +153,24 @@ namespace gumbel::detail {
 template <class ArrayExpr>
 auto exp_flush(const ArrayExpr& x) {
   return x.unaryExpr(ExpFlushOp<typename ArrayExpr::Scalar>());
+}
+
+/// ln x elementwise, exact for subnormal x (see LogOp).
+template <class ArrayExpr>
+auto log_exact(const ArrayExpr& x) {
+  return x.unaryExpr(LogOp<typename ArrayExpr::Scalar>());
+}
+
+/// The logistic function elementwise, exact where the result is subnormal (see SigmoidOp).
+template <class ArrayExpr>
+auto sigmoid_exact(const ArrayExpr& x) {
+  return x.unaryExpr(SigmoidOp<typename ArrayExpr::Scalar>());
+}
+
+/// max(x, 0) elementwise, NaN for NaN.
+template <class ArrayExpr>
+auto relu_nan(const ArrayExpr& x) {
+  return x.unaryExpr(ReluOp<typename ArrayExpr::Scalar>());
 }
 
 /// a * b elementwise, 0 where a is 0.

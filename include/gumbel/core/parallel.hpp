@@ -3,6 +3,7 @@
 // results never depend on the thread count.
 #pragma once
 
+#include "gumbel/core/error.hpp"
 #include "gumbel/core/types.hpp"
 
 #ifdef _OPENMP
@@ -20,10 +21,19 @@ inline int max_threads() {
 #endif
 }
 
-/// Sets the threads later parallel loops use (ignored without OpenMP).
-inline void set_threads([[maybe_unused]] int threads) {
+/// The most threads set_threads accepts: far above any machine's cores, far below the count
+/// at which the OpenMP runtime fails to create its threads and aborts.
+inline constexpr int kMaxThreads = 1024;
+
+/// Sets the threads later parallel loops use (checked, then ignored without OpenMP). A count
+/// outside [1, kMaxThreads] is a ValueError.
+inline void set_threads(int threads) {
+  if (threads < 1 || threads > kMaxThreads) {
+    detail::fail<ValueError>("set_threads", "threads = ", threads, " must lie in [1, ", kMaxThreads,
+                             "]");
+  }
 #ifdef _OPENMP
-  if (threads > 0) omp_set_num_threads(threads);
+  omp_set_num_threads(threads);
 #endif
 }
 

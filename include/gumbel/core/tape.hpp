@@ -16,6 +16,7 @@
 #include "gumbel/core/arena.hpp"
 #include "gumbel/core/error.hpp"
 #include "gumbel/core/parameter.hpp"
+#include "gumbel/core/sizes.hpp"
 #include "gumbel/core/types.hpp"
 
 namespace gumbel {
@@ -282,9 +283,10 @@ class Tape {
   // ---- For op implementations -------------------------------------------------------------
 
   /// A new node with an uninitialised value; it has a gradient when `requires_grad` (and
-  /// gradients are enabled).
-  Var<T> make(Index rows, Index cols, bool requires_grad) {
-    return make_node(rows, cols, requires_grad && grad_enabled_, true);
+  /// gradients are enabled). A negative shape, or one too large to address, is a ShapeError
+  /// naming `op`; memory the system cannot give is a std::bad_alloc.
+  Var<T> make(Index rows, Index cols, bool requires_grad, const char* op = "Tape::make") {
+    return make_node(rows, cols, requires_grad && grad_enabled_, true, op);
   }
 
   /// Attaches the backward closure of `out`. Nothing is recorded when `out` needs no gradient.
@@ -316,7 +318,10 @@ class Tape {
   }
 
   /// Arena memory for `count` values, valid until clear() (intermediates a backward needs).
-  T* scratch(Index count) { return arena_.allocate_array<T>(static_cast<std::size_t>(count)); }
+  T* scratch(Index count) {
+    if (count < 0) throw std::bad_array_new_length();
+    return arena_.allocate_array<T>(static_cast<std::size_t>(count));
+  }
 
   /// Throws unless `v` is a live variable of this tape.
   void check(const char* op, const Var<T>& v) const {
@@ -346,16 +351,15 @@ class Tape {
     bool unwritten = false;     // intermediate gradient not written since backward began (= zero)
   };
 
-  Var<T> make_node(Index rows, Index cols, bool requires_grad, bool intermediate) {
-    if (rows < 0 || cols < 0) {
-      detail::fail<ShapeError>("Tape::make", "negative shape ", shape_str(rows, cols));
-    }
+  Var<T> make_node(Index rows, Index cols, bool requires_grad, bool intermediate,
+                   const char* op = "Tape::variable") {
+    const auto size = static_cast<std::size_t>(detail::checked_size<T>(op, rows, cols));
     Node n;
     n.rows = rows;
     n.cols = cols;
-    n.value = arena_.allocate_array<T>(static_cast<std::size_t>(rows * cols));
+    n.value = arena_.allocate_array<T>(size);
     if (requires_grad) {
-      n.grad = arena_.allocate_array<T>(static_cast<std::size_t>(rows * cols));
+      n.grad = arena_.allocate_array<T>(size);
       n.intermediate = intermediate;
       n.unwritten = intermediate;  // reads as zero until a backward writes it
     }

@@ -9,7 +9,7 @@ namespace gumbel {
 template <class T>
 Var<T> relu(const Var<T>& x) {
   return detail::unary(
-      "relu", x, [](const auto& v) { return v.max(T(0)); },
+      "relu", x, [](const auto& v) { return detail::relu_nan(v); },
       [](const auto& v, const auto&, const auto& dy) {
         return detail::pass_where_positive(v, dy);
       });
@@ -18,9 +18,10 @@ Var<T> relu(const Var<T>& x) {
 /// y = 1 / (1 + e^-x) ;  dx += dy * y * (1 - y)
 template <class T>
 Var<T> sigmoid(const Var<T>& x) {
-  // Eigen's logistic() stays finite and accurate for large |x| in both directions.
+  // Eigen's logistic() stays finite and accurate for large |x| in both directions; sigmoid_exact
+  // adds the subnormal results it flushes to 0.
   return detail::unary(
-      "sigmoid", x, [](const auto& v) { return v.logistic(); },
+      "sigmoid", x, [](const auto& v) { return detail::sigmoid_exact(v); },
       [](const auto&, const auto& y, const auto& dy) { return dy * y * (T(1) - y); });
 }
 

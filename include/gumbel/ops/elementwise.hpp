@@ -109,7 +109,7 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
   const T* a_full = expand(tape, a, kind_a, rows, cols);
   const T* b_full = expand(tape, b, kind_b, rows, cols);
 
-  Var<T> y = tape.make(rows, cols, any_requires_grad(a, b));
+  Var<T> y = tape.make(rows, cols, any_requires_grad(a, b), op);
   const ConstMatrixMap<T> av(a_full, rows, cols);
   const ConstMatrixMap<T> bv(b_full, rows, cols);
   y.value_mut().array() = forward(av.array(), bv.array());
@@ -195,7 +195,7 @@ Var<T> exp(const Var<T>& x) {
 template <class T>
 Var<T> log(const Var<T>& x) {
   return detail::unary(
-      "log", x, [](const auto& v) { return v.log(); },
+      "log", x, [](const auto& v) { return detail::log_exact(v); },
       [](const auto& v, const auto&, const auto& dy) { return dy / v; });
 }
 

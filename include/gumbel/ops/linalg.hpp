@@ -36,7 +36,7 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
                              shape_str(a.rows(), a.cols()), ", b is ",
                              shape_str(b.rows(), b.cols()));
   }
-  Var<T> y = tape.make(a.rows(), b.cols(), detail::any_requires_grad(a, b));
+  Var<T> y = tape.make(a.rows(), b.cols(), detail::any_requires_grad(a, b), "matmul");
   y.value_mut().setZero();
   detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(a.value()),
                           detail::as_operand<T>(b.value()));
@@ -62,7 +62,8 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias) {
                              shape_str(weight.rows(), weight.cols()), ", got ",
                              shape_str(bias.rows(), bias.cols()));
   }
-  Var<T> y = tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight, bias));
+  Var<T> y =
+      tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight, bias), "linear");
   // Start from the broadcast bias so the product adds into it: one pass fewer over y.
   y.value_mut().rowwise() = bias.value().row(0);
   detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(x.value()),
@@ -79,7 +80,7 @@ template <class T>
 Var<T> linear(const Var<T>& x, const Var<T>& weight) {
   Tape<T>& tape = detail::tape_of("linear", x, weight);
   detail::require_linear_input(x, weight);
-  Var<T> y = tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight));
+  Var<T> y = tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight), "linear");
   y.value_mut().setZero();
   detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(x.value()),
                           detail::as_transposed<T>(weight.value()));

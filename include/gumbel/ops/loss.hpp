@@ -27,15 +27,16 @@ Var<T> binary_cross_entropy(const Var<T>& p, const Var<T>& target,
   const auto terms = detail::binary(
       "binary_cross_entropy", p, target,
       [](const auto& q, const auto& t) {
-        return -(t * q.log().max(T(-100)) + (T(1) - t) * (T(1) - q).log().max(T(-100)));
+        return -(t * detail::log_exact(q).max(T(-100)) +
+                 (T(1) - t) * detail::log_exact(T(1) - q).max(T(-100)));
       },
       [](const auto& q, const auto& t, const auto&, const auto& dy) {
         return dy * (q - t) / (q * (T(1) - q)).max(T(1e-12));
       },
       [](const auto& q, const auto&, const auto&, const auto& dy) {
-        return dy * ((T(1) - q).log().max(T(-100)) - q.log().max(T(-100)));
+        return dy * (detail::log_exact(T(1) - q).max(T(-100)) - detail::log_exact(q).max(T(-100)));
       });
-  return reduce(terms, reduction);
+  return reduce(terms, reduction, "binary_cross_entropy");
 }
 
 /// l = max(x, 0) - x t + ln(1 + e^-|x|), the cross-entropy of sigmoid(x) against t without
@@ -49,10 +50,10 @@ Var<T> binary_cross_entropy_with_logits(const Var<T>& logits, const Var<T>& targ
       "binary_cross_entropy_with_logits", logits, target,
       [](const auto& x, const auto& t) { return x.max(T(0)) - x * t + (-x.abs()).exp().log1p(); },
       [](const auto& x, const auto& t, const auto&, const auto& dy) {
-        return dy * (x.logistic() - t);
+        return dy * (detail::sigmoid_exact(x) - t);
       },
       [](const auto& x, const auto&, const auto&, const auto& dy) { return -dy * x; });
-  return reduce(terms, reduction);
+  return reduce(terms, reduction, "binary_cross_entropy_with_logits");
 }
 
 /// Per row: KL(q || uniform over K) = sum_k q_k ln q_k + ln K, q = softmax(logits) (log-probs
@@ -87,7 +88,7 @@ Var<T> kl_uniform(const Var<T>& logits, Reduction reduction = Reduction::mean) {
                                                          log_q.row(i).array() - neg_entropy));
     }
   });
-  return reduce(kl, reduction);
+  return reduce(kl, reduction, "kl_uniform");
 }
 
 /// Per row: KL(q || p) = sum_k q_k (ln q_k - ln p_k), q = softmax(q_logits), p =
@@ -139,7 +140,7 @@ Var<T> kl_categorical(const Var<T>& q_logits, const Var<T>& p_logits,
       }
     }
   });
-  return reduce(kl, reduction);
+  return reduce(kl, reduction, "kl_categorical");
 }
 
 }  // namespace gumbel

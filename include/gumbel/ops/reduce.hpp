@@ -89,13 +89,18 @@ Var<T> mean_cols(const Var<T>& x) {
 }
 
 /// Applies a loss's reduction to its per-term values: none keeps them, sum adds them, mean
-/// averages them.
+/// averages them (a mean of no terms is a ShapeError naming `op`, the loss).
 template <class T>
-Var<T> reduce(const Var<T>& terms, Reduction reduction) {
+Var<T> reduce(const Var<T>& terms, Reduction reduction, const char* op = "reduce") {
   switch (reduction) {
     case Reduction::sum:
       return sum(terms);
     case Reduction::mean:
+      if (terms.size() == 0) {
+        detail::fail<ShapeError>(op, "the mean of no terms (",
+                                 shape_str(terms.rows(), terms.cols()),
+                                 ") is undefined; use Reduction::sum or none");
+      }
       return mean(terms);
     case Reduction::none:
       break;

@@ -1,6 +1,7 @@
 // Reshape: the same row-major elements seen under another shape.
 #pragma once
 
+#include "gumbel/core/sizes.hpp"
 #include "gumbel/core/tape.hpp"
 
 namespace gumbel {
@@ -10,7 +11,7 @@ namespace gumbel {
 template <class T>
 Var<T> reshape(const Var<T>& x, Index rows, Index cols) {
   Tape<T>& tape = detail::tape_of("reshape", x);
-  if (rows < 0 || cols < 0 || rows * cols != x.size()) {
+  if (!detail::fits(rows, cols, sizeof(T)) || rows * cols != x.size()) {
     detail::fail<ShapeError>("reshape", "cannot view ", shape_str(x.rows(), x.cols()), " (",
                              x.size(), " elements) as ", shape_str(rows, cols));
   }

@@ -21,8 +21,13 @@ void require_range(const char* optimizer, const char* name, T value, T lo, bool 
   }
 }
 
+/// Throws a ValueError for an empty list or a null pointer in it.
 template <class T>
 void require_parameters(const char* optimizer, const ParameterList<T>& params) {
+  if (params.empty()) {
+    gumbel::detail::fail<ValueError>(optimizer,
+                                     "the parameter list is empty (nothing to optimize)");
+  }
   for (const Parameter<T>* p : params) {
     if (p == nullptr) gumbel::detail::fail<ValueError>(optimizer, "a parameter pointer is null");
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "gumbel/core/sizes.hpp"
 #include "gumbel/core/types.hpp"
 #include "gumbel/random/philox.hpp"
 
@@ -117,6 +118,7 @@ class Generator {
   /// A rows x cols matrix of uniforms on (lo, hi).
   template <class T>
   Matrix<T> uniform(Index rows, Index cols, T lo = T(0), T hi = T(1)) {
+    detail::checked_size<T>("Generator::uniform", rows, cols);
     Matrix<T> m(rows, cols);
     fill_uniform(m.data(), m.size(), lo, hi);
     return m;
@@ -125,6 +127,7 @@ class Generator {
   /// A rows x cols matrix of normals.
   template <class T>
   Matrix<T> normal(Index rows, Index cols, T mean = T(0), T stddev = T(1)) {
+    detail::checked_size<T>("Generator::normal", rows, cols);
     Matrix<T> m(rows, cols);
     fill_normal(m.data(), m.size(), mean, stddev);
     return m;

@@ -6,23 +6,26 @@
 #include "gumbel/core/fast_math_avx512.hpp"
 #include "gumbel/core/numeric.hpp"
 #include "gumbel/core/parallel.hpp"
+#include "gumbel/core/sizes.hpp"
 #include "gumbel/random/generator.hpp"
 
 namespace gumbel {
 
 namespace detail {
 
-/// out[j] = g_j, or shift[j] + g_j when shift is given, for the Gumbel noise g of elements
-/// [begin, begin + count) of a draw: the noise and its shift in one pass over out.
+/// out[j] = g_j, or (shift[j] - offset) + g_j when shift is given, for the Gumbel noise g of
+/// elements [begin, begin + count) of a draw: the noise and its shift in one pass over out.
 template <class T>
 void shifted_gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index count,
-                          const T* shift, T* out) {
+                          const T* shift, T offset, T* out) {
   gen.uniform_range(first, begin, count, out);
   if constexpr (std::is_same_v<T, float>) {
     // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
 #if defined(__AVX512F__)
+    const __m512 minus_offset = _mm512_set1_ps(-offset);
     const auto shifted = [&](Index j, __m512 g, __mmask16 lanes) {
-      return shift ? _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, shift + j), g) : g;
+      if (!shift) return g;
+      return _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(lanes, shift + j), minus_offset), g);
     };
     Index j = 0;
     for (; j + 16 <= count; j += 16) {
@@ -36,13 +39,15 @@ void shifted_gumbel_range(const Generator& gen, std::uint64_t first, Index begin
     }
 #else
     for (Index j = 0; j < count; ++j) out[j] = -log_positive(-log_positive(out[j]));
-    if (shift)
-      Eigen::Map<Eigen::ArrayX<T>>(out, count) += Eigen::Map<const Eigen::ArrayX<T>>(shift, count);
+    if (shift) {
+      Eigen::Map<Eigen::ArrayX<T>>(out, count) +=
+          Eigen::Map<const Eigen::ArrayX<T>>(shift, count) - offset;
+    }
 #endif
   } else {
     Eigen::Map<Eigen::ArrayX<T>> g(out, count);
     g = -(-g.log()).log();
-    if (shift) g += Eigen::Map<const Eigen::ArrayX<T>>(shift, count);
+    if (shift) g += Eigen::Map<const Eigen::ArrayX<T>>(shift, count) - offset;
   }
 }
 
@@ -53,21 +58,23 @@ void shifted_gumbel_range(const Generator& gen, std::uint64_t first, Index begin
 /// in double (the largest value the smallest uniform gives).
 template <class T>
 void gumbel_range(const Generator& gen, std::uint64_t first, Index begin, Index count, T* out) {
-  detail::shifted_gumbel_range(gen, first, begin, count, static_cast<const T*>(nullptr), out);
+  detail::shifted_gumbel_range(gen, first, begin, count, static_cast<const T*>(nullptr), T(0), out);
 }
 
-/// out[j] = logits[j] + g_j: perturbed logits for the same elements as gumbel_range, in the
-/// same pass as the noise.
+/// out[j] = (logits[j] - offset) + g_j: perturbed logits for the same elements as
+/// gumbel_range, in the same pass as the noise. With the row's maximum as the offset, the noise
+/// is added at full precision however large the logits are.
 template <class T>
 void perturbed_range(const Generator& gen, std::uint64_t first, Index begin, Index count,
-                     const T* logits, T* out) {
-  detail::shifted_gumbel_range(gen, first, begin, count, logits, out);
+                     const T* logits, T offset, T* out) {
+  detail::shifted_gumbel_range(gen, first, begin, count, logits, offset, out);
 }
 
 /// A rows x cols matrix of Gumbel(0, 1) noise. Rows are filled in parallel when OpenMP is on;
 /// the values do not depend on the number of threads.
 template <class T>
 Matrix<T> sample_gumbel(Generator& gen, Index rows, Index cols) {
+  detail::checked_size<T>("sample_gumbel", rows, cols);
   Matrix<T> g(rows, cols);
   const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * cols));
   detail::parallel_rows(

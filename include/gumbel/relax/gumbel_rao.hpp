@@ -10,18 +10,20 @@
 namespace gumbel {
 namespace detail {
 
-/// In place: the perturbed logits z = logits + G of one row, G drawn from Gumbel noise
-/// conditioned on argmax z = top. The maximum is Gumbel around logsumexp(logits); every other
-/// class is a Gumbel around its logit truncated below that maximum:
+/// In place: the perturbed logits z = logits - max + G of one row (shifted by the row's maximum
+/// so that the noise keeps its precision next to huge logits), G drawn from Gumbel noise
+/// conditioned on argmax z = top. The maximum is Gumbel around logsumexp(l), l = logits - max;
+/// every other class is a Gumbel around its l truncated below that maximum:
 /// z_top = lse - ln E_top, z_j = -logaddexp(-z_top, ln E_j - l_j), E ~ Exp(1).
 template <class T>
 void conditional_perturb_row(const Generator& gen, std::uint64_t first, Index i, const T* logits,
                              T* z, Index k, Index top) {
   gen.uniform_range(first, i * k, k, z);
-  const ConstRowArray<T> l(logits, k);
+  const ConstRowArray<T> raw(logits, k);
+  const T m = raw.maxCoeff();
+  const auto l = raw - m;
+  const T lse = std::log(exp_flush(l).sum());
   RowArray<T> out(z, k);
-  const T m = l.maxCoeff();
-  const T lse = m + std::log(exp_flush(l - m).sum());
   const T z_top = lse - std::log(-std::log(out(top)));
   // ln E_j - l_j with E_j = -ln u_j; +inf for a masked class, which then gets z_j = -inf.
   out = (-out.log()).log() - l;
@@ -46,6 +48,10 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
   const Index rows = node.rows;
   const Index k = node.k;
   const Index n = rows * k;
+  if (!detail::fits(samples, n, sizeof(T))) {
+    detail::fail<ValueError>(op, "samples = ", samples, " draws of ", shape_str(rows, k),
+                             " logits need more elements than memory can address");
+  }
   const T inv_tau = node.inv_tau;
   // The conditional draws are reserved even when no gradient is needed, so the generator
   // moves by the same amount either way.

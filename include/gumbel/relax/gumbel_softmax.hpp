@@ -13,24 +13,37 @@
 
 namespace gumbel {
 
-/// Perturbed logits p = logits + g, g ~ Gumbel(0, 1) i.i.d.; argmax of each row of p is an
-/// exact sample of softmax(logits).
+namespace detail {
+
+/// perturb_logits, with errors reported as the op the user called.
 template <class Derived>
-Matrix<typename Derived::Scalar> perturb_logits(const Eigen::MatrixBase<Derived>& logits,
-                                                Generator& gen) {
+Matrix<typename Derived::Scalar> perturb_logits_for(const char* op,
+                                                    const Eigen::MatrixBase<Derived>& logits,
+                                                    Generator& gen) {
   using T = typename Derived::Scalar;
   const Matrix<T> l = logits;
   Matrix<T> p(l.rows(), l.cols());
   const std::uint64_t first = gen.advance(Generator::blocks_for<T>(l.size()));
-  detail::RowFailure failure;
-  detail::parallel_rows(l.rows(), l.cols(), [&](Index i) {
-    if (detail::perturb_row(gen, first, i, l.data() + i * l.cols(), p.data() + i * l.cols(),
-                            l.cols()) < 0) {
+  RowFailure failure;
+  parallel_rows(l.rows(), l.cols(), [&](Index i) {
+    if (perturb_row(gen, first, i, l.data() + i * l.cols(), p.data() + i * l.cols(), l.cols()) <
+        0) {
       failure.report(i);
     }
   });
-  failure.throw_if_failed("perturb_logits");
+  failure.throw_if_failed(op);
   return p;
+}
+
+}  // namespace detail
+
+/// Perturbed logits p = (logits - m) + g, g ~ Gumbel(0, 1) i.i.d., m the row's maximum (the
+/// shift keeps the noise at full precision next to huge logits); argmax of each row of p is an
+/// exact sample of softmax(logits).
+template <class Derived>
+Matrix<typename Derived::Scalar> perturb_logits(const Eigen::MatrixBase<Derived>& logits,
+                                                Generator& gen) {
+  return detail::perturb_logits_for("perturb_logits", logits, gen);
 }
 
 /// Gumbel-max: one exact categorical sample per row, as class indices (no gradient).
@@ -38,7 +51,7 @@ template <class Derived>
 Eigen::Matrix<Index, Eigen::Dynamic, 1> gumbel_max(const Eigen::MatrixBase<Derived>& logits,
                                                    Generator& gen) {
   if (logits.cols() == 0) detail::fail<ShapeError>("gumbel_max", "logits have 0 classes");
-  const auto p = perturb_logits(logits, gen);
+  const auto p = detail::perturb_logits_for("gumbel_max", logits, gen);
   Eigen::Matrix<Index, Eigen::Dynamic, 1> index(p.rows());
   for (Index i = 0; i < p.rows(); ++i) p.row(i).maxCoeff(&index(i));
   return index;
@@ -61,7 +74,7 @@ Matrix<T> one_hot(const Eigen::Matrix<Index, Eigen::Dynamic, 1>& index, Index k)
 /// A node of Gumbel(0, 1) noise, rows x cols (a constant: noise has no gradient).
 template <class T>
 Var<T> gumbel_noise(Tape<T>& tape, Index rows, Index cols, Generator& gen) {
-  Var<T> g = tape.make(rows, cols, false);
+  Var<T> g = tape.make(rows, cols, false, "gumbel_noise");
   const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * cols));
   T* data = g.value_mut().data();
   detail::parallel_rows(
@@ -128,7 +141,7 @@ void perturb_blocks(const char* op, const SamplingNode<T>& node, const Var<T>& l
     const Index rows = std::min(block_rows, node.rows - first_row);
     T* block = dest + first_row * k;
     // Noise and the add over the whole block: short rows still fill vector registers.
-    perturbed_range(gen, node.first, first_row * k, rows * k, l + first_row * k, block);
+    perturb_block(gen, node.first, first_row, rows, k, l + first_row * k, block);
     const Index bad = finish(first_row, rows, block);
     if (bad >= 0) failure.report(first_row + bad);
   });
@@ -199,7 +212,7 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
       const auto si = s.row(i).array();
       const auto dz = si * (dy.row(i).array() - dy.row(i).dot(s.row(i)));
       if (dl) dl->add_row(i, dz * inv_tau);
-      if (node.tau_grad) dtau += (si > T(0)).select(dz * si.log(), T(0)).sum();
+      if (node.tau_grad) dtau += (si > T(0)).select(dz * log_exact(si), T(0)).sum();
     }
     if (node.tau_grad) tau_var.grad_mut()(0, 0) -= dtau * inv_tau;
   });

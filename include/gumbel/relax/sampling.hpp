@@ -19,11 +19,17 @@ using RowArray = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>;
 template <class T>
 using ConstRowArray = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>;
 
-/// A temperature must be a positive, finite number.
+/// A temperature must be a positive, finite number whose inverse is finite too: the samplers
+/// scale by 1/tau, and a tau below 1/max (a subnormal float such as 1e-40) would make every
+/// sample NaN.
 template <class T>
 T require_temperature(const char* op, T tau) {
   if (!(tau > T(0)) || !std::isfinite(tau)) {
     fail<ValueError>(op, "temperature tau = ", tau, " is invalid: it must be positive and finite");
+  }
+  if (!std::isfinite(T(1) / tau)) {
+    fail<ValueError>(op, "temperature tau = ", tau, " is invalid: 1/tau overflows (the smallest ",
+                     "usable tau is 1/max = ", T(1) / std::numeric_limits<T>::max(), ")");
   }
   return tau;
 }
@@ -395,12 +401,41 @@ Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullpt
   return -1;
 }
 
-/// Writes p = logits + g for row i (noise from the draw at block `first`) and returns the index
-/// of the largest p, or -1 when the row is unusable (all -inf, or +inf / NaN).
+/// The row's maximum, or 0 when it has no finite one: the row's +inf, NaN or all -inf entries
+/// then reach the perturbed values unchanged, and the caller rejects the row there.
+template <class T>
+T finite_max_or_zero(const T* row, Index k) {
+  T max;
+  return row_max(row, k, max) ? max : T(0);
+}
+
+/// Writes p = (l - max l) + g for `rows` rows of length k (row r of the logits at logits + r k),
+/// g being the noise of elements [first_row k, (first_row + rows) k) of the draw at block
+/// `first`. Shifting before the noise is added keeps the noise at full precision next to huge
+/// logits: l + g would round g to the logits' spacing (float rows [1e6, 1e6 - 1] would give
+/// class 0 with frequency 0.739 instead of 0.731). Argmax and softmax do not see the shift.
+template <class T>
+void perturb_block(const Generator& gen, std::uint64_t first, Index first_row, Index rows, Index k,
+                   const T* logits, T* p) {
+  if (rows == 1) {
+    perturbed_range(gen, first, first_row * k, k, logits, finite_max_or_zero(logits, k), p);
+    return;
+  }
+  // Several rows only when they are short: rows * k <= kSamplingBlock (sampling_block_rows).
+  alignas(64) T shifted[kSamplingBlock];
+  for (Index r = 0; r < rows; ++r) {
+    const T* row = logits + r * k;
+    RowArray<T>(shifted + r * k, k) = ConstRowArray<T>(row, k) - finite_max_or_zero(row, k);
+  }
+  perturbed_range(gen, first, first_row * k, rows * k, shifted, T(0), p);
+}
+
+/// Writes p = (logits - max) + g for row i (noise from the draw at block `first`) and returns
+/// the index of the largest p, or -1 when the row is unusable (all -inf, or +inf / NaN).
 template <class T>
 Index perturb_row(const Generator& gen, std::uint64_t first, Index i, const T* logits, T* p,
                   Index k) {
-  perturbed_range(gen, first, i * k, k, logits, p);
+  perturb_block(gen, first, i, 1, k, logits, p);
   return row_argmax(p, k);
 }
 

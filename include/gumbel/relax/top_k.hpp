@@ -10,10 +10,10 @@
 
 namespace gumbel {
 
-/// The k largest of logits + g per row, in decreasing order: the first is a Gumbel-max
-/// sample, and the k together are a sample without replacement from softmax(logits) (each
-/// next class drawn from the renormalised rest). Masked (-inf) classes are never chosen, so a
-/// row needs at least k finite logits.
+/// The k largest of logits + g per row (computed as (logits - max) + g, see perturb_logits), in
+/// decreasing order: the first is a Gumbel-max sample, and the k together are a sample without
+/// replacement from softmax(logits) (each next class drawn from the renormalised rest). Masked
+/// (-inf) classes are never chosen, so a row needs at least k finite logits.
 template <class Derived>
 Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> gumbel_top_k(
     const Eigen::MatrixBase<Derived>& logits, Index k, Generator& gen) {
@@ -29,7 +29,7 @@ Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> gumbel_top
                                " unmasked classes, fewer than k = ", k);
     }
   }
-  const auto p = perturb_logits(logits, gen);
+  const auto p = detail::perturb_logits_for(op, logits, gen);
   Eigen::Matrix<Index, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> top(p.rows(), k);
   std::vector<Index> order(static_cast<std::size_t>(p.cols()));
   for (Index i = 0; i < p.rows(); ++i) {
