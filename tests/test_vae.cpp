@@ -2,11 +2,15 @@
 // short training run and every output file, checkpoint round trip, resume and corruption.
 #include "test_util.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
@@ -23,6 +27,7 @@
 #endif
 
 #include "checkpoint.hpp"
+#include "files.hpp"
 #include "idx.hpp"
 #include "train.hpp"
 
@@ -266,4 +271,141 @@ TEST_CASE("invalid options are refused before any work, naming the option") {
   o = vae::Options{};
   o.classes = 1;
   CHECK(message_of<gumbel::ValueError>([&] { vae::validate(o); }).find("--classes") == 0);
+}
+
+TEST_CASE("options: every bad value names its own option, conflicting flags are refused") {
+  const auto error = [](const vae::Options& o) {
+    return message_of<gumbel::ValueError>([&] { vae::validate(o); });
+  };
+  vae::Options o;
+  o.test_limit = -1;
+  CHECK(error(o).find("--test-limit") == 0);
+  o = vae::Options{};
+  o.train_limit = -1;
+  CHECK(error(o).find("--train-limit") == 0);
+  o = vae::Options{};
+  o.threads = 100000;
+  CHECK(error(o).find("--threads: must lie in [1, 1024]") == 0);
+  o = vae::Options{};
+  o.tau0 = 1e-40;
+  o.tau_min = 1e-40;
+  CHECK(error(o).find("1/tau overflows") != std::string::npos);
+  o = vae::Options{};
+  o.tau0 = 1e300;  // infinite as a float
+  CHECK(error(o).find("--tau0") == 0);
+  o = vae::Options{};
+  o.resume = true;
+  o.overwrite = true;
+  CHECK(error(o).find("--overwrite: cannot be combined with --resume") == 0);
+}
+
+TEST_CASE("settings are stored exactly: a resume with another tiny learning rate is refused") {
+  const fs::path data = scratch_dir("data_exact");
+  write_dataset(data, "train", 40, 8);
+  write_dataset(data, "t10k", 20, 9);
+  const fs::path out = scratch_dir("out_exact");
+  vae::Options o = small_options(data, out);
+  o.epochs = 1;
+  o.lr = 1e-11;
+  vae::run(o);
+  const auto metrics = nlohmann::json::parse(std::ifstream(out / "metrics.json"));
+  CHECK(std::stod(metrics["settings"]["lr"].get<std::string>()) == 1e-11);
+  CHECK(std::stod(metrics["settings"]["anneal_rate"].get<std::string>()) == o.anneal_rate);
+  o.resume = true;
+  o.epochs = 2;
+  o.lr = 4e-11;
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(o);
+        }).find("written with lr = 1e-11, but this run has lr = 4e-11") != std::string::npos);
+  o.lr = 1e-11;
+  CHECK(vae::run(o).size() == 2);
+}
+
+TEST_CASE("a diverging run is reported as such, with the epoch and step") {
+  const fs::path data = scratch_dir("data_diverge");
+  write_dataset(data, "train", 100, 10);
+  write_dataset(data, "t10k", 20, 11);
+  vae::Options o = small_options(data, scratch_dir("out_diverge"));
+  o.lr = 1e30;
+  const std::string msg = message_of<std::runtime_error>([&] { vae::run(o); });
+  INFO(msg);
+  CHECK(msg.find("the loss became NaN or inf at epoch 1, step ") == 0);
+  CHECK(msg.find("--lr") != std::string::npos);
+}
+
+TEST_CASE("the output folder: stale temporaries removed, unwritable and odd paths refused early") {
+  const fs::path data = scratch_dir("data_folder");
+  write_dataset(data, "train", 40, 12);
+  write_dataset(data, "t10k", 20, 13);
+  const fs::path out = scratch_dir("out_folder");
+  // A temporary file of a process that was killed while writing: a child that has exited.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  REQUIRE(child > 0);
+  int status = 0;
+  REQUIRE(waitpid(child, &status, 0) == child);
+  const fs::path stale = out / ("checkpoint.bin.tmp." + std::to_string(child));
+  const fs::path alive = out / ("metrics.json.tmp." + std::to_string(getppid()));
+  write(stale, std::string(1000, 'x'));
+  write(alive, "another running process is writing this");
+  vae::Options o = small_options(data, out);
+  o.epochs = 1;
+  // --resume without a checkpoint starts a new run and says so.
+  o.resume = true;
+  std::ostringstream said;
+  std::streambuf* before = std::cerr.rdbuf(said.rdbuf());
+  const auto history = vae::run(o);
+  std::cerr.rdbuf(before);
+  CHECK(history.size() == 1);
+  CHECK(said.str().find("no checkpoint at") != std::string::npos);
+  CHECK_FALSE(fs::exists(stale));
+  CHECK(fs::exists(alive));
+
+  // A checkpoint path that is a folder names the path.
+  const fs::path odd = scratch_dir("out_odd");
+  fs::create_directories(odd / "checkpoint.bin");
+  vae::Options p = small_options(data, odd);
+  p.resume = true;
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(p);
+        }).find((odd / "checkpoint.bin").string()) == 0);
+  // A folder nothing can be written into is refused before any training (root included).
+  CHECK(message_of<std::runtime_error>([] {
+          examples::require_writable_dir("/proc");
+        }).find("/proc: cannot write") == 0);
+}
+
+TEST_CASE("IDX: the element type is printed in hex, and a gzip bomb is refused by its header") {
+  const auto error = [](const std::string& bytes) {
+    return message_of<vae::DataError>([&] { parse(bytes); });
+  };
+  CHECK(error(std::string("\0\0\x0d\1", 4)).find("element type 0x0D") != std::string::npos);
+  const fs::path dir = scratch_dir("idx_bomb");
+  const auto gz_write = [&](const std::string& name, const std::string& bytes) {
+    gzFile gz = gzopen((dir / name).string().c_str(), "wb9");
+    for (std::size_t at = 0; at < bytes.size(); at += 1 << 20) {
+      const std::size_t n = std::min<std::size_t>(1 << 20, bytes.size() - at);
+      gzwrite(gz, bytes.data() + at, unsigned(n));
+    }
+    gzclose(gz);
+  };
+  // The header promises 6 bytes; 64 MB of zeros follow (64 KB compressed).
+  gz_write("bomb.gz", idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6}) + std::string(64 << 20, '\0'));
+  CHECK(message_of<vae::DataError>([&] {
+          vae::read_idx((dir / "bomb.gz").string());
+        }).find("holds more than the 6 bytes of data its header promises") != std::string::npos);
+  // A header that promises more than the reader takes is refused before any data is read.
+  gz_write("huge.gz", idx_bytes({65536, 65536}, {}) + std::string(1 << 20, '\0'));
+  CHECK(message_of<vae::DataError>([&] {
+          vae::read_idx((dir / "huge.gz").string());
+        }).find("more than this reader accepts") != std::string::npos);
+  // Truncated data behind a valid header.
+  gz_write("short.gz", idx_bytes({2, 3}, {1, 2, 3}));
+  CHECK(message_of<vae::DataError>([&] {
+          vae::read_idx((dir / "short.gz").string());
+        }).find("truncated: the header promises 6 bytes of data but the file holds 3") !=
+        std::string::npos);
+  gz_write("good.gz", idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6}));
+  CHECK(vae::read_idx((dir / "good.gz").string()).data ==
+        std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
 }

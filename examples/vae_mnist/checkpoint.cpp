@@ -1,5 +1,6 @@
 #include "checkpoint.hpp"
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -89,6 +90,22 @@ class Reader {
   const std::string& path_;
 };
 
+/// The text's value when all of it is a number.
+bool number_of(const std::string& text, double& value) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  value = std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size();
+}
+
+/// Equal settings: the same text, or numbers of the same value (a setting stored as
+/// "0.0010000000" equals one given as 0.001, but "0.0000000000" does not equal 4e-11).
+bool same_setting(const std::string& stored, const std::string& given) {
+  if (stored == given) return true;
+  double a = 0, b = 0;
+  return number_of(stored, a) && number_of(given, b) && a == b;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
@@ -126,6 +143,13 @@ Checkpoint load_checkpoint(const std::string& path,
   std::ifstream in(path, std::ios::binary);
   if (!in) throw CheckpointError(path + ": cannot be opened");
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw CheckpointError(path + ": cannot be read (a folder?)");
+  return parse_checkpoint(bytes, path, expected, adam);
+}
+
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
+                            const std::map<std::string, std::string>& expected,
+                            gumbel::optim::Adam<float>& adam) {
   const std::size_t header = sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t);
   if (bytes.size() < header + sizeof(std::uint64_t) ||
       std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
@@ -157,7 +181,7 @@ Checkpoint load_checkpoint(const std::string& path,
   for (const auto& [key, value] : expected) {
     const auto found = out.settings.find(key);
     const std::string stored = found == out.settings.end() ? "(missing)" : found->second;
-    if (stored != value) {
+    if (!same_setting(stored, value)) {
       throw CheckpointError(path + ": written with " + key + " = " + stored +
                             ", but this run has " + key + " = " + value +
                             " (use the same settings to resume, or another output folder)");
@@ -165,6 +189,9 @@ Checkpoint load_checkpoint(const std::string& path,
   }
   out.epochs_done = r.get<std::int64_t>();
   const auto steps = r.get<std::int64_t>();
+  if (out.epochs_done < 0 || steps < 0) {
+    throw CheckpointError(path + ": corrupt checkpoint (negative epoch or step count)");
+  }
   const auto& params = adam.parameters();
   if (r.get<std::uint64_t>() != params.size()) {
     throw CheckpointError(path + ": holds a different number of parameters than the model");

@@ -2,8 +2,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <memory>
 
 namespace vae {
 namespace {
@@ -17,67 +20,127 @@ std::uint32_t big_endian_u32(const std::uint8_t* p) {
   throw DataError(name + ": " + what);
 }
 
+/// The data after the header (`payload` bytes) must be exactly the header's count.
+void check_payload(const IdxHeader& header, std::size_t payload, const std::string& name) {
+  if (payload < header.count) {
+    corrupt(name, "truncated: the header promises " + std::to_string(header.count) +
+                      " bytes of data but the file holds " + std::to_string(payload));
+  }
+  if (payload > header.count) {
+    corrupt(name,
+            "has " + std::to_string(payload - header.count) + " unexpected bytes after the data");
+  }
+}
+
 }  // namespace
 
-IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+IdxHeader parse_idx_header(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
   if (size < 4) corrupt(name, "too short for an IDX header (" + std::to_string(size) + " bytes)");
   if (bytes[0] != 0 || bytes[1] != 0) {
     corrupt(name, "not an IDX file (the magic number must start with two zero bytes)");
   }
   if (bytes[2] != 0x08) {
-    corrupt(name, "element type 0x" + std::to_string(int(bytes[2])) +
+    char type[8];
+    std::snprintf(type, sizeof type, "0x%02X", unsigned(bytes[2]));
+    corrupt(name, std::string("element type ") + type +
                       " is not supported (MNIST uses 0x08, unsigned byte)");
   }
   const std::size_t ndims = bytes[3];
   if (ndims == 0 || ndims > 4) {
     corrupt(name, "has " + std::to_string(ndims) + " dimensions (expected 1 to 4)");
   }
-  const std::size_t header = 4 + 4 * ndims;
-  if (size < header) corrupt(name, "truncated inside its header");
-  IdxArray out;
-  std::size_t count = 1;
+  IdxHeader out;
+  out.bytes = 4 + 4 * ndims;
+  if (size < out.bytes) corrupt(name, "truncated inside its header");
+  out.count = 1;
   for (std::size_t d = 0; d < ndims; ++d) {
     const std::uint32_t dim = big_endian_u32(bytes + 4 + 4 * d);
     if (dim == 0) corrupt(name, "dimension " + std::to_string(d) + " is 0");
-    if (count > std::numeric_limits<std::size_t>::max() / dim) corrupt(name, "dimensions overflow");
-    count *= dim;
+    if (out.count > std::numeric_limits<std::size_t>::max() / dim) {
+      corrupt(name, "dimensions overflow");
+    }
+    out.count *= dim;
     out.dims.push_back(dim);
   }
-  const std::size_t payload = size - header;
-  if (payload < count) {
-    corrupt(name, "truncated: the header promises " + std::to_string(count) +
-                      " bytes of data but the file holds " + std::to_string(payload));
-  }
-  if (payload > count) {
-    corrupt(name, "has " + std::to_string(payload - count) + " unexpected bytes after the data");
-  }
-  out.data.assign(bytes + header, bytes + size);
   return out;
 }
 
+IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+  const IdxHeader header = parse_idx_header(bytes, size, name);
+  check_payload(header, size - header.bytes, name);
+  IdxArray out;
+  out.dims = header.dims;
+  out.data.assign(bytes + header.bytes, bytes + size);
+  return out;
+}
+
+namespace {
+
+/// Reads up to n bytes; fewer only at the end of the data.
+std::size_t gz_read(gzFile file, std::uint8_t* dest, std::size_t n, const std::string& path) {
+  std::size_t done = 0;
+  while (done < n) {
+    const unsigned chunk = unsigned(std::min<std::size_t>(n - done, 1u << 20));
+    const int got = gzread(file, dest + done, chunk);
+    if (got < 0) {
+      int code = 0;
+      const std::string what = gzerror(file, &code);
+      throw DataError(path + ": read error (" + what + ")");
+    }
+    if (got == 0) break;
+    done += std::size_t(got);
+  }
+  return done;
+}
+
+/// Closes a gzFile however the reading ends.
+struct GzCloser {
+  void operator()(gzFile_s* file) const { gzclose(file); }
+};
+
+}  // namespace
+
 std::vector<std::uint8_t> read_file(const std::string& path) {
-  gzFile file = gzopen(path.c_str(), "rb");
+  std::unique_ptr<gzFile_s, GzCloser> file(gzopen(path.c_str(), "rb"));
   if (file == nullptr) throw DataError(path + ": cannot be opened");
   std::vector<std::uint8_t> bytes;
   std::uint8_t chunk[1 << 16];
   for (;;) {
-    const int n = gzread(file, chunk, sizeof chunk);
-    if (n < 0) {
-      int code = 0;
-      const std::string what = gzerror(file, &code);
-      gzclose(file);
-      throw DataError(path + ": read error (" + what + ")");
-    }
+    const std::size_t n = gz_read(file.get(), chunk, sizeof chunk, path);
     if (n == 0) break;
     bytes.insert(bytes.end(), chunk, chunk + n);
   }
-  gzclose(file);
   return bytes;
 }
 
 IdxArray read_idx(const std::string& path) {
-  const auto bytes = read_file(path);
-  return parse_idx(bytes.data(), bytes.size(), path);
+  // The header first, then exactly the bytes it promises and one more to detect extra data: a
+  // compressed file that inflates to more than its header says is never inflated whole.
+  std::unique_ptr<gzFile_s, GzCloser> file(gzopen(path.c_str(), "rb"));
+  if (file == nullptr) throw DataError(path + ": cannot be opened");
+  std::uint8_t head[4 + 4 * 4];
+  std::size_t have = gz_read(file.get(), head, 4, path);
+  // The dimensions' count decides how much header follows; a bad count is reported below.
+  if (have == 4 && head[3] >= 1 && head[3] <= 4) {
+    have += gz_read(file.get(), head + 4, 4 * std::size_t(head[3]), path);
+  }
+  const IdxHeader header = parse_idx_header(head, have, path);
+  if (header.count > kMaxIdxBytes) {
+    corrupt(path, "the header promises " + std::to_string(header.count) +
+                      " bytes of data, more than this reader accepts (" +
+                      std::to_string(kMaxIdxBytes) + ")");
+  }
+  IdxArray out;
+  out.dims = header.dims;
+  out.data.resize(header.count);
+  const std::size_t got = gz_read(file.get(), out.data.data(), header.count, path);
+  check_payload(header, got, path);
+  std::uint8_t extra = 0;
+  if (gz_read(file.get(), &extra, 1, path) != 0) {
+    corrupt(path, "holds more than the " + std::to_string(header.count) +
+                      " bytes of data its header promises");
+  }
+  return out;
 }
 
 namespace {

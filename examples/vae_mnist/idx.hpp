@@ -24,6 +24,20 @@ struct IdxArray {
   std::vector<std::uint8_t> data;
 };
 
+/// What an IDX header says: the dimensions, the element count and the header's own size.
+struct IdxHeader {
+  std::vector<std::uint32_t> dims;
+  std::size_t count = 0;
+  std::size_t bytes = 0;
+};
+
+/// The largest data an IDX file may promise: 2 GiB (MNIST's training images are 47 MB).
+inline constexpr std::size_t kMaxIdxBytes = std::size_t{1} << 31;
+
+/// Checks the header at the start of `bytes` (magic number, unsigned-byte type, 1 to 4 non-zero
+/// dimensions whose product does not overflow); DataError naming `name` otherwise.
+IdxHeader parse_idx_header(const std::uint8_t* bytes, std::size_t size, const std::string& name);
+
 /// Parses IDX bytes held in memory; `name` is used in error messages. Checks the magic number,
 /// the element type (unsigned byte), the dimensions and that the size is exactly right.
 IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::string& name);
@@ -31,7 +45,9 @@ IdxArray parse_idx(const std::uint8_t* bytes, std::size_t size, const std::strin
 /// Reads a whole file, decompressing it when it is gzip (zlib reads plain files unchanged).
 std::vector<std::uint8_t> read_file(const std::string& path);
 
-/// read_file + parse_idx.
+/// Reads an IDX file (plain or gzip): the header first, then no more than the data it promises
+/// (at most kMaxIdxBytes) and one byte to detect extra data, so a compressed file that inflates
+/// far beyond its header is refused without being inflated whole.
 IdxArray read_idx(const std::string& path);
 
 /// One image per row, as the file's bytes.

@@ -39,6 +39,9 @@ Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& nois
   const Var h = relu(enc2_(relu(enc1_(x))));
   // One categorical per row: (B, N*K) viewed as (B*N, K).
   const Var logits = reshape(relu(enc3_(h)), batch * n, k);
+  if (!logits.value().allFinite()) {
+    throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
+  }
   Var z;
   switch (estimator) {
     case Estimator::soft:

@@ -3,6 +3,7 @@
 // mirrored MLP into Bernoulli pixel probabilities.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 
 #include <gumbel/gumbel.hpp>
@@ -12,6 +13,12 @@ namespace vae {
 using gumbel::Index;
 using Matrix = gumbel::Matrix<float>;
 using Var = gumbel::Var<float>;
+
+/// Values that should be finite are not: the training diverged (a learning rate too high).
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// How the sample of the latents is differentiated.
 enum class Estimator { soft, straight_through, gumbel_rao };
@@ -42,7 +49,8 @@ class CategoricalVae {
   /// Encoder 784-512-256-N*K (ReLU after each layer, as the articles' encoder), a sample of the
   /// N latents at temperature tau, decoder N*K-256-512-784. The loss is the articles':
   /// sum over pixels of the binary cross-entropy (computed from logits) / B
-  /// + sum over latents of KL(q(z|x) || uniform) / B.
+  /// + sum over latents of KL(q(z|x) || uniform) / B. Throws NonFiniteError when the encoder's
+  /// logits overflowed (the sampler would reject them as invalid input).
   Forward forward(const Var& x, float tau, gumbel::Generator& noise, Estimator estimator,
                   Index rao_samples);
 

@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 
+#include "files.hpp"
 #include "idx.hpp"
 #include "output.hpp"
 
@@ -36,6 +38,17 @@ template <class... Parts>
   out << "--" << name << ": ";
   (out << ... << parts);
   throw gumbel::ValueError(out.str());
+}
+
+/// The shortest decimal text that reads back as exactly v (settings are compared and stored
+/// exactly: 1e-11 and 4e-11 must not both print as 0.0000000000).
+std::string exact(double v) {
+  char buf[64];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
 }
 
 std::string fixed(double v, int digits = 4) {
@@ -122,10 +135,10 @@ std::map<std::string, std::string> run_settings(const Options& o, Estimator esti
   return {{"latents", std::to_string(o.latents)},
           {"classes", std::to_string(o.classes)},
           {"batch_size", std::to_string(o.batch_size)},
-          {"lr", fixed(o.lr, 10)},
-          {"tau0", fixed(o.tau0, 10)},
-          {"tau_min", fixed(o.tau_min, 10)},
-          {"anneal_rate", fixed(o.anneal_rate, 12)},
+          {"lr", exact(o.lr)},
+          {"tau0", exact(o.tau0)},
+          {"tau_min", exact(o.tau_min)},
+          {"anneal_rate", exact(o.anneal_rate)},
           {"schedule", o.schedule},
           {"estimator", to_string(estimator)},
           {"rao_samples", std::to_string(o.rao_samples)},
@@ -185,9 +198,17 @@ void validate(const Options& o) {
   if (o.latents < 1) invalid("latents", "must be at least 1, got ", o.latents);
   if (o.classes < 2) invalid("classes", "a categorical needs at least 2 classes, got ", o.classes);
   if (!(o.lr > 0) || !std::isfinite(o.lr)) invalid("lr", "must be positive, got ", o.lr);
-  if (!(o.tau0 > 0) || !std::isfinite(o.tau0)) invalid("tau0", "must be positive, got ", o.tau0);
+  if (!(o.tau0 > 0) || !std::isfinite(float(o.tau0))) {
+    invalid("tau0", "must be positive and finite as a float, got ", o.tau0);
+  }
   if (!(o.tau_min > 0) || o.tau_min > o.tau0) {
     invalid("tau-min", "must be positive and at most tau0 = ", o.tau0, ", got ", o.tau_min);
+  }
+  // The model samples in float: 1/tau must be a finite float.
+  const double smallest_tau = 1.0 / double(std::numeric_limits<float>::max());
+  if (!(float(o.tau_min) > 0) || !std::isfinite(1.0f / float(o.tau_min))) {
+    invalid("tau-min", o.tau_min, " is too small for float samples: 1/tau overflows (at least ",
+            smallest_tau, ")");
   }
   if (!(o.anneal_rate >= 0) || !std::isfinite(o.anneal_rate)) {
     invalid("anneal-rate", "must be non-negative, got ", o.anneal_rate);
@@ -200,8 +221,15 @@ void validate(const Options& o) {
     invalid("hard", "conflicts with --estimator ", o.estimator);
   }
   if (o.rao_samples < 1) invalid("rao-samples", "must be at least 1, got ", o.rao_samples);
-  if (o.threads < 1) invalid("threads", "must be at least 1, got ", o.threads);
-  if (o.train_limit < 0 || o.test_limit < 0) invalid("train-limit", "must not be negative");
+  if (o.threads < 1 || o.threads > gumbel::kMaxThreads) {
+    invalid("threads", "must lie in [1, ", gumbel::kMaxThreads, "], got ", o.threads);
+  }
+  if (o.train_limit < 0) invalid("train-limit", "must not be negative, got ", o.train_limit);
+  if (o.test_limit < 0) invalid("test-limit", "must not be negative, got ", o.test_limit);
+  if (o.resume && o.overwrite) {
+    invalid("overwrite", "cannot be combined with --resume (one continues the run in ",
+            o.output_dir, ", the other replaces it)");
+  }
 }
 
 std::vector<EpochRecord> run(const Options& o) {
@@ -212,11 +240,27 @@ std::vector<EpochRecord> run(const Options& o) {
 
   const fs::path out_dir(o.output_dir);
   fs::create_directories(out_dir);
+  // Found now rather than after the first epoch: a folder nothing can be written into, and the
+  // temporary files of an earlier run that was killed while writing.
+  examples::require_writable_dir(out_dir.string());
+  examples::remove_stale_temporaries(out_dir.string());
+  if (fs::is_directory(out_dir / "weights")) {
+    examples::remove_stale_temporaries((out_dir / "weights").string());
+  }
   const std::string checkpoint_path = (out_dir / "checkpoint.bin").string();
-  if (fs::exists(checkpoint_path) && !o.resume && !o.overwrite) {
+  const bool have_checkpoint = fs::exists(checkpoint_path);
+  if (have_checkpoint && !fs::is_regular_file(checkpoint_path)) {
+    throw CheckpointError(checkpoint_path + ": is not a regular file (a folder?); move it away " +
+                          "or choose another --output-dir");
+  }
+  if (have_checkpoint && !o.resume && !o.overwrite) {
     throw gumbel::ValueError(checkpoint_path +
                              " already exists: pass --resume to continue that run, --overwrite to "
                              "replace it, or choose another --output-dir");
+  }
+  if (o.resume && !have_checkpoint) {
+    std::cerr << "vae_mnist: --resume: no checkpoint at " << checkpoint_path
+              << ", starting a new run\n";
   }
 
   Dataset train = load_split(o.data_dir, "train", o.train_limit);
@@ -240,7 +284,7 @@ std::vector<EpochRecord> run(const Options& o) {
 
   Checkpoint progress;
   progress.settings = run_settings(o, estimator);
-  if (o.resume && fs::exists(checkpoint_path)) {
+  if (o.resume && have_checkpoint) {
     progress = load_checkpoint(checkpoint_path, progress.settings, adam);
     if (!o.quiet) {
       std::cerr << "resuming " << checkpoint_path << " after epoch " << progress.epochs_done
@@ -289,15 +333,22 @@ std::vector<EpochRecord> run(const Options& o) {
       tau = temperature.at(step, adam.steps());
       tape.clear();
       const Var x = tape.constant(batch.topRows(rows));
-      const Forward f = model.forward(x, float(tau), noise, estimator, o.rao_samples);
+      const auto diverged = [&](const std::string& why) {
+        return std::runtime_error("the loss became NaN or inf at epoch " + std::to_string(epoch) +
+                                  ", step " + std::to_string(step + 1) + " (" + why +
+                                  "); try a lower --lr");
+      };
+      Forward f;
+      try {
+        f = model.forward(x, float(tau), noise, estimator, o.rao_samples);
+      } catch (const NonFiniteError& e) {
+        throw diverged(e.what());
+      }
       // Each layer is updated as soon as its gradient is complete; the gradients are left at
       // zero for the next step.
       adam.backward_and_step(tape, f.loss);
       const double loss = f.loss.item();
-      if (!std::isfinite(loss)) {
-        throw std::runtime_error("the loss became " + std::to_string(loss) + " at epoch " +
-                                 std::to_string(epoch) + ", step " + std::to_string(step + 1));
-      }
+      if (!std::isfinite(loss)) throw diverged("loss = " + std::to_string(loss));
       loss_sum += loss * double(rows);
       bar.update(step + 1, loss, tau, begin + rows);
     }
