@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: a GCC build (warnings are errors), a clang build (warnings are errors) and an
-# AddressSanitizer + UndefinedBehaviorSanitizer build, each through ctest. Build trees go to
-# build-test-*/ beside this script's repository.
+# Runs every test: a GCC build (warnings are errors), a clang build (warnings are errors), a
+# ThreadSanitizer build of the test programs, and an AddressSanitizer + UndefinedBehaviorSanitizer
+# build with the fuzzers, each but TSan through ctest. Build trees go to build-test-*/ beside
+# this script's repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -19,7 +20,25 @@ run_suite() {  # name, then extra cmake arguments
 
 run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD_BENCHMARKS=ON
 run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=ON
-# -O1 keeps the sanitized suite fast enough; Eigen's own asserts stay on (no NDEBUG).
+
+# ThreadSanitizer over the library's and the example's test programs. LLVM's OpenMP runtime is
+# not instrumented: Archer, its OpenMP tool, tells TSan about the runtime's synchronisation, and
+# ignore_noninstrumented_modules drops what TSan sees inside the runtime itself. Nothing in the
+# project's own code is suppressed.
+echo "== tsan: configure and build"
+cmake -S . -B build-test-tsan -DGUMBEL_WERROR=ON -DGUMBEL_BUILD_TESTS=ON -DGUMBEL_BUILD_EXAMPLES=ON \
+      -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+      -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_TSAN=ON >/dev/null
+cmake --build build-test-tsan -j "${jobs}" --target gumbel_tests vae_tests
+archer=$(ls /usr/lib/llvm-*/lib/libarcher.so | sort -V | tail -n 1)
+echo "== tsan: tests (OpenMP tool ${archer})"
+for program in gumbel_tests vae_tests; do
+  (cd build-test-tsan/tests && OMP_TOOL_LIBRARIES="${archer}" \
+     TSAN_OPTIONS="ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66" "./${program}")
+done
+
+# -O1 keeps the sanitized suite fast enough; Eigen's own asserts stay on (no NDEBUG). The
+# libFuzzer targets (IDX reader, checkpoint loader) run 60 s each inside this ctest.
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON
+          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_FUZZ=ON
 echo "== all test suites passed"

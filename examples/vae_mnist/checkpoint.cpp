@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iterator>
 #include <type_traits>
+#include <utility>
 
 #include "output.hpp"
 
@@ -128,13 +129,17 @@ void save_checkpoint(const std::string& path, const Checkpoint& progress,
   payload.put<std::uint64_t>(progress.history.size());
   for (const EpochRecord& r : progress.history) payload.put(r);
 
+  write_file_atomic(path, frame_checkpoint(payload.bytes()));
+}
+
+std::string frame_checkpoint(const std::string& payload) {
   Writer file;
   file.bytes().append(kMagic, sizeof kMagic);
   file.put(kVersion);
-  file.put<std::uint64_t>(payload.bytes().size());
-  file.bytes() += payload.bytes();
-  file.put(fnv1a(payload.bytes().data(), payload.bytes().size()));
-  write_file_atomic(path, file.bytes());
+  file.put<std::uint64_t>(payload.size());
+  file.bytes() += payload;
+  file.put(fnv1a(payload.data(), payload.size()));
+  return std::move(file.bytes());
 }
 
 Checkpoint load_checkpoint(const std::string& path,

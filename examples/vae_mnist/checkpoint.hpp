@@ -46,6 +46,10 @@ Checkpoint load_checkpoint(const std::string& path,
                            const std::map<std::string, std::string>& expected,
                            gumbel::optim::Adam<float>& adam);
 
+/// The bytes of a checkpoint file around a payload: magic, version, payload size, the payload
+/// and its checksum.
+std::string frame_checkpoint(const std::string& payload);
+
 /// load_checkpoint on the file's bytes, already read; `path` names them in errors. Settings
 /// that are numbers compare by value.
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
