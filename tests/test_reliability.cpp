@@ -84,6 +84,8 @@ TEST_CASE("sizes whose element or byte count overflows are errors of the op, nev
   // 2^40 draws of 12 floats fit the address space but not the machine: an honest bad_alloc.
   CHECK_THROWS_AS(gumbel_rao(logits, 1.0f, gen, Index(1) << 40), std::bad_alloc);
 #endif
+  const Eigen::Matrix<Index, Eigen::Dynamic, 1> classes = Eigen::Matrix<Index, 3, 1>(0, 1, 0);
+  CHECK(contains(error_of<ShapeError>([&] { one_hot<float>(classes, -2); }), "gumbel::one_hot"));
   CHECK_THROWS_AS(sample_gumbel<float>(gen, big, big), ShapeError);
   CHECK_THROWS_AS(sample_gumbel<float>(gen, -2, 2), ShapeError);
   CHECK_THROWS_AS(gen.uniform<float>(-1, 2), ShapeError);

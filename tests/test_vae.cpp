@@ -94,6 +94,16 @@ vae::Options small_options(const fs::path& data, const fs::path& out) {
   return o;
 }
 
+/// small_options on fresh synthetic data: `name`_data with `train` and `test` images, output to
+/// `name`_out.
+vae::Options fresh_run(const std::string& name, std::uint32_t train, std::uint32_t test,
+                       std::uint64_t seed) {
+  const fs::path data = scratch_dir(name + "_data");
+  write_dataset(data, "train", train, seed);
+  write_dataset(data, "t10k", test, seed + 1);
+  return small_options(data, scratch_dir(name + "_out"));
+}
+
 }  // namespace
 
 TEST_CASE("IDX: a valid file parses, every corruption is named with the file") {
@@ -294,17 +304,21 @@ TEST_CASE("options: every bad value names its own option, conflicting flags are 
   o.tau0 = 1e300;  // infinite as a float
   CHECK(error(o).find("--tau0") == 0);
   o = vae::Options{};
+  o.latents = gumbel::Index(1) << 40;
+  o.classes = gumbel::Index(1) << 40;
+  CHECK(error(o).find("--latents") == 0);
+  o = vae::Options{};
+  o.batch_size = gumbel::Index(1) << 62;
+  CHECK(error(o).find("--batch-size") == 0);
+  o = vae::Options{};
   o.resume = true;
   o.overwrite = true;
   CHECK(error(o).find("--overwrite: cannot be combined with --resume") == 0);
 }
 
 TEST_CASE("settings are stored exactly: a resume with another tiny learning rate is refused") {
-  const fs::path data = scratch_dir("data_exact");
-  write_dataset(data, "train", 40, 8);
-  write_dataset(data, "t10k", 20, 9);
-  const fs::path out = scratch_dir("out_exact");
-  vae::Options o = small_options(data, out);
+  vae::Options o = fresh_run("exact", 40, 20, 8);
+  const fs::path out = o.output_dir;
   o.epochs = 1;
   o.lr = 1e-11;
   vae::run(o);
@@ -322,10 +336,7 @@ TEST_CASE("settings are stored exactly: a resume with another tiny learning rate
 }
 
 TEST_CASE("a diverging run is reported as such, with the epoch and step") {
-  const fs::path data = scratch_dir("data_diverge");
-  write_dataset(data, "train", 100, 10);
-  write_dataset(data, "t10k", 20, 11);
-  vae::Options o = small_options(data, scratch_dir("out_diverge"));
+  vae::Options o = fresh_run("diverge", 100, 20, 10);
   o.lr = 1e30;
   const std::string msg = message_of<std::runtime_error>([&] { vae::run(o); });
   INFO(msg);
@@ -334,10 +345,8 @@ TEST_CASE("a diverging run is reported as such, with the epoch and step") {
 }
 
 TEST_CASE("the output folder: stale temporaries removed, unwritable and odd paths refused early") {
-  const fs::path data = scratch_dir("data_folder");
-  write_dataset(data, "train", 40, 12);
-  write_dataset(data, "t10k", 20, 13);
-  const fs::path out = scratch_dir("out_folder");
+  vae::Options o = fresh_run("folder", 40, 20, 12);
+  const fs::path out = o.output_dir;
   // A temporary file of a process that was killed while writing: a child that has exited.
   const pid_t child = fork();
   if (child == 0) _exit(0);
@@ -348,7 +357,6 @@ TEST_CASE("the output folder: stale temporaries removed, unwritable and odd path
   const fs::path alive = out / ("metrics.json.tmp." + std::to_string(getppid()));
   write(stale, std::string(1000, 'x'));
   write(alive, "another running process is writing this");
-  vae::Options o = small_options(data, out);
   o.epochs = 1;
   // --resume without a checkpoint starts a new run and says so.
   o.resume = true;
@@ -364,8 +372,8 @@ TEST_CASE("the output folder: stale temporaries removed, unwritable and odd path
   // A checkpoint path that is a folder names the path.
   const fs::path odd = scratch_dir("out_odd");
   fs::create_directories(odd / "checkpoint.bin");
-  vae::Options p = small_options(data, odd);
-  p.resume = true;
+  vae::Options p = o;
+  p.output_dir = odd.string();
   CHECK(message_of<vae::CheckpointError>([&] {
           vae::run(p);
         }).find((odd / "checkpoint.bin").string()) == 0);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <new>
 
 #include "checkpoint.hpp"
 #include "idx.hpp"
@@ -58,6 +59,10 @@ int main(int argc, char** argv) {
   } catch (const gumbel::ValueError& e) {
     std::cerr << "vae_mnist: invalid setting: " << e.what() << "\n";
     return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "vae_mnist: out of memory: the sizes asked for (--batch-size, --latents, "
+                 "--classes, --rao-samples) need more memory than this machine has\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "vae_mnist: " << e.what() << "\n";
     return 1;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -219,6 +220,15 @@ void validate(const Options& o) {
   const Estimator e = parse_estimator(o.estimator);
   if (o.hard && e != Estimator::soft && e != Estimator::straight_through) {
     invalid("hard", "conflicts with --estimator ", o.estimator);
+  }
+  // The model's matrices (a weight of N*K x 512 floats, a batch of B x max(784, N*K)) must be
+  // addressable; sizes that are addressable but too large end in an out-of-memory error.
+  if (!gumbel::detail::fits(o.latents, o.classes, 512 * sizeof(float))) {
+    invalid("latents", "N = ", o.latents, " times K = ", o.classes, " is too large");
+  }
+  if (!gumbel::detail::fits(o.batch_size, std::max<Index>(784, o.latents * o.classes),
+                            sizeof(float))) {
+    invalid("batch-size", o.batch_size, " is too large for N * K = ", o.latents * o.classes);
   }
   if (o.rao_samples < 1) invalid("rao-samples", "must be at least 1, got ", o.rao_samples);
   if (o.threads < 1 || o.threads > gumbel::kMaxThreads) {

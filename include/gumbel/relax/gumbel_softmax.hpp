@@ -60,6 +60,7 @@ Eigen::Matrix<Index, Eigen::Dynamic, 1> gumbel_max(const Eigen::MatrixBase<Deriv
 /// Rows of one-hot vectors of length k from class indices.
 template <class T>
 Matrix<T> one_hot(const Eigen::Matrix<Index, Eigen::Dynamic, 1>& index, Index k) {
+  detail::checked_size<T>("one_hot", index.size(), k);
   Matrix<T> out = Matrix<T>::Zero(index.size(), k);
   for (Index i = 0; i < index.size(); ++i) {
     if (index(i) < 0 || index(i) >= k) {
