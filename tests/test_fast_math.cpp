@@ -236,4 +236,30 @@ TEST_CASE("AVX-512 row argmax finds the first largest entry in one pass") {
   }
 }
 
+TEST_CASE("AVX-512 shift of short rows by their maximum equals the generic row code") {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (Index k = 1; k <= 16; ++k) {
+    CAPTURE(k);
+    const Index rows = 37;  // two full groups of 16 and a partial one
+    Matrix<float> block = Generator(40 + std::uint64_t(k)).normal<float>(rows, k) * 1e6f;
+    block(3, k - 1) = -inf;          // a masked class
+    block.row(5).setConstant(-inf);  // no finite entry: copied unshifted
+    block(20, 0) = std::nanf("");    // NaN: copied unshifted
+    block(33, k / 2) = inf;          // +inf: copied unshifted
+    Matrix<float> fast(rows, k), generic(rows, k);
+    simd::shift_short_rows_by_max(block.data(), rows, k, fast.data());
+    for (Index r = 0; r < rows; ++r) {
+      const float m = detail::finite_max_or_zero(block.data() + r * k, k);
+      generic.row(r) = block.row(r).array() - m;
+    }
+    for (Index r = 0; r < rows; ++r) {
+      for (Index j = 0; j < k; ++j) {
+        const float a = fast(r, j), b = generic(r, j);
+        INFO("row " << r << " column " << j << ": " << a << " against " << b);
+        CHECK((a == b || (std::isnan(a) && std::isnan(b))));
+      }
+    }
+  }
+}
+
 #endif

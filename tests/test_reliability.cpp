@@ -290,6 +290,31 @@ TEST_CASE("samples stay exact for logits far from zero (double)") {
   }
 }
 
+TEST_CASE("a block mixing small and huge logits samples both kinds of rows exactly") {
+  // Small rows alone add the noise directly; a huge row in their block makes the whole block take
+  // the shifted path. Both must give softmax's frequencies.
+  const Index rows = 200000;
+  Matrix<float> logits(rows, 2);
+  for (Index i = 0; i < rows; ++i) {
+    if (i % 2 == 0) {
+      logits.row(i) << 1e6f, 1e6f - 1;
+    } else {
+      logits.row(i) << 0.5f, -0.5f;
+    }
+  }
+  Generator gen(21);
+  const auto index = gumbel_max(logits, gen);
+  Tape<float> tape;
+  const auto hard = argmax_rows(gumbel_softmax(tape.variable(logits), 0.7f, gen, true).value());
+  const double p0 = 1 / (1 + std::exp(-1.0));
+  for (const auto* sample : {&index, &hard}) {
+    double even = 0, odd = 0;
+    for (Index i = 0; i < rows; ++i) (i % 2 == 0 ? even : odd) += (*sample)(i) == 0 ? 1 : 0;
+    check_frequency(even, double(rows / 2), p0);
+    check_frequency(odd, double(rows / 2), p0);
+  }
+}
+
 // ---- 6. Logarithms of subnormal numbers --------------------------------------------------------
 
 TEST_CASE_TEMPLATE("log and binary cross-entropy are exact for subnormal inputs", T, float,
