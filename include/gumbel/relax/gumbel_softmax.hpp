@@ -37,9 +37,9 @@ Matrix<typename Derived::Scalar> perturb_logits_for(const char* op,
 
 }  // namespace detail
 
-/// Perturbed logits p = (logits - m) + g, g ~ Gumbel(0, 1) i.i.d., m the row's maximum (the
-/// shift keeps the noise at full precision next to huge logits); argmax of each row of p is an
-/// exact sample of softmax(logits).
+/// Perturbed logits p = logits + g, g ~ Gumbel(0, 1) i.i.d.; argmax of each row of p is an exact
+/// sample of softmax(logits). Where a logit exceeds 16 in magnitude, p = (logits - m) + g with m
+/// the row's maximum: the shift keeps the noise at full precision next to huge logits.
 template <class Derived>
 Matrix<typename Derived::Scalar> perturb_logits(const Eigen::MatrixBase<Derived>& logits,
                                                 Generator& gen) {
