@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: a GCC build (warnings are errors), a clang build (warnings are errors), a
-# ThreadSanitizer build of the test programs, and an AddressSanitizer + UndefinedBehaviorSanitizer
-# build with the fuzzers, each but TSan through ctest. Build trees go to build-test-*/ beside
+# portable build of the library's tests (no -march=native), a ThreadSanitizer build of the test
+# programs, and an AddressSanitizer + UndefinedBehaviorSanitizer build with the fuzzers; the
+# first two and the last through ctest. Build trees go to build-test-*/ beside
 # this script's repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,16 @@ run_suite() {  # name, then extra cmake arguments
 
 run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD_BENCHMARKS=ON
 run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=ON
+
+# The portable kernels: the library's tests built without -march=native, so that the generic
+# float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well.
+echo "== portable: configure and build"
+cmake -S . -B build-test-portable -DGUMBEL_WERROR=ON -DGUMBEL_BUILD_TESTS=ON \
+      -DGUMBEL_BUILD_EXAMPLES=OFF -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Release \
+      -DGUMBEL_NATIVE=OFF >/dev/null
+cmake --build build-test-portable -j "${jobs}" --target gumbel_tests
+echo "== portable: tests"
+(cd build-test-portable/tests && ./gumbel_tests)
 
 # ThreadSanitizer over the library's and the example's test programs. LLVM's OpenMP runtime is
 # not instrumented: Archer, its OpenMP tool, tells TSan about the runtime's synchronisation, and
