@@ -24,6 +24,7 @@
 #include "gumbel/relax/concrete.hpp"
 #include "gumbel/relax/gumbel_rao.hpp"
 #include "gumbel/relax/gumbel_softmax.hpp"
+#include "gumbel/relax/perturb.hpp"
 #include "gumbel/relax/schedule.hpp"
 #include "gumbel/relax/top_k.hpp"
 

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "gumbel/ops/elementwise.hpp"
+#include "gumbel/relax/perturb.hpp"
 #include "gumbel/relax/sampling.hpp"
 
 namespace gumbel {
