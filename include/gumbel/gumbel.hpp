@@ -28,6 +28,8 @@
 #include "gumbel/relax/schedule.hpp"
 #include "gumbel/relax/top_k.hpp"
 
+#include "gumbel/eval/bounds.hpp"
+
 #include "gumbel/nn/linear.hpp"
 #include "gumbel/optim/adam.hpp"
 #include "gumbel/optim/sgd.hpp"
