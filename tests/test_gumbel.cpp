@@ -377,6 +377,14 @@ TEST_CASE("temperature schedules") {
   CHECK(decay(0) == 1.0);
   CHECK(std::abs(decay(10000) - std::exp(-0.3)) < 1e-15);
   CHECK(decay(1000000) == 0.5);
+  // Updated every 1000 steps: constant within each interval, equal to the plain decay at its start.
+  const ExponentialDecay stepped(1.0, 0.5, 1e-4, 1000);
+  CHECK(stepped(999) == 1.0);
+  CHECK(stepped(1000) == doctest::Approx(std::exp(-0.1)).epsilon(1e-15));
+  CHECK(stepped(1999) == doctest::Approx(std::exp(-0.1)).epsilon(1e-15));
+  CHECK(stepped(2500) == ExponentialDecay(1.0, 0.5, 1e-4)(2000));
+  CHECK(message_of<ValueError>([] { ExponentialDecay(1.0, 0.5, 1e-4, 0); }).find("interval = 0") !=
+        std::string::npos);
   CHECK(ConstantTemperature(0.7)(123) == 0.7);
 
   // The articles' loop, run literally: after batch b with b % 100 == 1, tau = max(...).

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -13,7 +14,14 @@ namespace vae {
 namespace {
 
 constexpr char kMagic[8] = {'G', 'U', 'M', 'B', 'E', 'L', 'C', 'K'};
-constexpr std::uint32_t kVersion = 1;
+// Version 2 added EpochRecord::test_nelbo; version 1 files are read with it set to NaN.
+constexpr std::uint32_t kVersion = 2;
+
+/// An epoch's record as version 1 stored it.
+struct EpochRecordV1 {
+  std::int64_t epoch;
+  double train_loss, test_loss, temperature, seconds, images_per_second;
+};
 
 /// FNV-1a, 64 bit: detects any corruption of the payload (not tampering).
 std::uint64_t fnv1a(const char* data, std::size_t size) {
@@ -162,9 +170,9 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
   }
   Reader head(bytes, sizeof kMagic, header, path);
   const auto version = head.get<std::uint32_t>();
-  if (version != kVersion) {
+  if (version < 1 || version > kVersion) {
     throw CheckpointError(path + ": checkpoint version " + std::to_string(version) +
-                          " is not supported (expected " + std::to_string(kVersion) + ")");
+                          " is not supported (expected 1 to " + std::to_string(kVersion) + ")");
   }
   const auto size = head.get<std::uint64_t>();
   if (size != bytes.size() - header - sizeof(std::uint64_t)) {
@@ -192,6 +200,13 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
                             " (use the same settings to resume, or another output folder)");
     }
   }
+  for (const auto& [key, value] : out.settings) {
+    if (expected.count(key) == 0) {
+      throw CheckpointError(path + ": written with " + key + " = " + value + ", but this run has " +
+                            key + " at its default (use the same settings to resume, or another " +
+                            "output folder)");
+    }
+  }
   out.epochs_done = r.get<std::int64_t>();
   const auto steps = r.get<std::int64_t>();
   if (out.epochs_done < 0 || steps < 0) {
@@ -209,7 +224,22 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
   }
   adam.set_steps(steps);
   const auto n_history = r.get<std::uint64_t>();
-  for (std::uint64_t i = 0; i < n_history; ++i) out.history.push_back(r.get<EpochRecord>());
+  for (std::uint64_t i = 0; i < n_history; ++i) {
+    if (version == 1) {
+      const auto old = r.get<EpochRecordV1>();
+      EpochRecord e;
+      e.epoch = old.epoch;
+      e.train_loss = old.train_loss;
+      e.test_loss = old.test_loss;
+      e.temperature = old.temperature;
+      e.seconds = old.seconds;
+      e.images_per_second = old.images_per_second;
+      e.test_nelbo = std::numeric_limits<double>::quiet_NaN();
+      out.history.push_back(e);
+    } else {
+      out.history.push_back(r.get<EpochRecord>());
+    }
+  }
   if (!r.at_end()) throw CheckpointError(path + ": unexpected bytes at the end of the payload");
   return out;
 }

@@ -25,11 +25,15 @@ struct EpochRecord {
   double temperature = 0;  ///< at the epoch's last step
   double seconds = 0;      ///< training time of the epoch
   double images_per_second = 0;
+  /// Test negative ELBO with discrete (one-hot) codes, one per image; NaN in checkpoints of
+  /// version 1, which did not record it.
+  double test_nelbo = 0;
 };
 
 /// Everything a run needs to continue exactly where it stopped. The settings that shape the
 /// run (sizes, seed, learning rate, ...) are stored as text so that a resume with other
-/// settings is refused with the name of the setting.
+/// settings is refused with the name of the setting. Settings added after version 1 are stored
+/// only when they differ from their default, so older checkpoints of default runs still resume.
 struct Checkpoint {
   std::map<std::string, std::string> settings;
   std::int64_t epochs_done = 0;

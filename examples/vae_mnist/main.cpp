@@ -29,6 +29,25 @@ int main(int argc, char** argv) {
                  "Temperature schedule: articles (restart every epoch, decay every 100 batches), "
                  "exponential (max(tau_min, tau0 exp(-rate step)) on the global step), constant")
       ->capture_default_str();
+  app.add_option("--anneal-every", o.anneal_every,
+                 "exponential schedule: update the temperature every n steps")
+      ->capture_default_str();
+  app.add_option("--binarize", o.binarize,
+                 "none: grey levels as targets; fixed: each pixel drawn once as "
+                 "Bernoulli(intensity) from --binarize-seed; dynamic: training pixels drawn "
+                 "anew each time an image is used (test pixels as for fixed)")
+      ->capture_default_str();
+  app.add_option("--binarize-seed", o.binarize_seed, "Seed of the fixed binarization")
+      ->capture_default_str();
+  app.add_option("--encoder", o.encoder,
+                 "articles: ReLU on the encoder's logits (the reference articles); linear: none "
+                 "(Jang et al. 2017)")
+      ->capture_default_str();
+  app.add_flag("--final-bound", o.final_bound,
+               "After training, estimate the test ELBO and the importance-weighted bound with "
+               "--eval-samples discrete codes per image (bounds.json)");
+  app.add_option("--eval-samples", o.eval_samples, "Codes per test image for --final-bound")
+      ->capture_default_str();
   app.add_option("--estimator", o.estimator, "Gradient estimator: soft, st, gumbel-rao")
       ->capture_default_str();
   app.add_flag("--hard", o.hard,

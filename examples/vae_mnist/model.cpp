@@ -36,9 +36,7 @@ Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& nois
   const Index batch = x.rows();
   const Index n = shape_.latents;
   const Index k = shape_.classes;
-  const Var h = relu(enc2_(relu(enc1_(x))));
-  // One categorical per row: (B, N*K) viewed as (B*N, K).
-  const Var logits = reshape(relu(enc3_(h)), batch * n, k);
+  const Var logits = encode(x);
   if (!logits.value().allFinite()) {
     throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
   }
@@ -65,6 +63,21 @@ Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& nois
   out.reconstruction = reconstruction.item();
   out.kl = kl.item();
   return out;
+}
+
+Var CategoricalVae::encode(const Var& x) {
+  using namespace gumbel;
+  const Var h = relu(enc2_(relu(enc1_(x))));
+  const Var out = shape_.linear_logits ? enc3_(h) : relu(enc3_(h));
+  // One categorical per row: (B, N*K) viewed as (B*N, K).
+  return reshape(out, x.rows() * shape_.latents, shape_.classes);
+}
+
+Eigen::VectorXd CategoricalVae::log_likelihood(const Var& z, const Var& x) {
+  using namespace gumbel;
+  const Var logits = dec3_(relu(dec2_(relu(dec1_(z)))));
+  const Var bce = binary_cross_entropy_with_logits(logits, x, Reduction::none);
+  return -bce.value().cast<double>().rowwise().sum();
 }
 
 Var CategoricalVae::decode(const Var& z) {

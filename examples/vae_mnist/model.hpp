@@ -32,6 +32,8 @@ struct ModelShape {
   Index hidden2 = 256;
   Index latents = 30;  ///< N
   Index classes = 10;  ///< K
+  /// The encoder's last layer without ReLU (Jang et al. 2017); the articles' model has one.
+  bool linear_logits = false;
 };
 
 /// What one forward pass gives.
@@ -56,6 +58,13 @@ class CategoricalVae {
 
   /// Pixel probabilities decoded from latent codes (rows of N one-hot blocks of K).
   Var decode(const Var& z);
+
+  /// The logits of q(z|x): (B N) x K, row b N + n for latent n of image b.
+  Var encode(const Var& x);
+
+  /// log p(x|z) of each row: minus the Bernoulli cross-entropy of the pixels `x` (R x pixels)
+  /// under the decoder's output for the codes `z` (R x N K), summed over pixels, in double.
+  Eigen::VectorXd log_likelihood(const Var& z, const Var& x);
 
   gumbel::ParameterList<float> parameters();
   const ModelShape& shape() const { return shape_; }

@@ -32,6 +32,11 @@ constexpr std::uint64_t kNoiseStream = 1'000'000;
 constexpr std::uint64_t kShuffleStream = 2'000'000;
 constexpr std::uint64_t kTestStream = 3'000'000;
 constexpr std::uint64_t kPriorStream = 4'000'000;
+constexpr std::uint64_t kBinarizeTrainStream = 5'000'000;  // with binarize_seed, not seed
+constexpr std::uint64_t kBinarizeTestStream = 6'000'000;   // with binarize_seed, not seed
+constexpr std::uint64_t kDynamicStream = 7'000'000;
+constexpr std::uint64_t kBoundStream = 8'000'000;
+constexpr std::uint64_t kFinalBoundStream = 9'000'000;
 
 template <class... Parts>
 [[noreturn]] void invalid(const char* name, Parts&&... parts) {
@@ -64,7 +69,7 @@ class Temperature {
   explicit Temperature(const Options& o)
       : kind_(o.schedule),
         articles_(o.tau0, o.tau_min, o.anneal_rate),
-        exponential_(o.tau0, o.tau_min, o.anneal_rate) {}
+        exponential_(o.tau0, o.tau_min, o.anneal_rate, o.anneal_every) {}
   double at(std::int64_t batch_in_epoch, std::int64_t global_step) const {
     if (kind_ == "articles") return articles_(batch_in_epoch);
     if (kind_ == "exponential") return exponential_(global_step);
@@ -133,7 +138,7 @@ double evaluate(CategoricalVae& model, const Dataset& data, Index batch_size, fl
 }
 
 std::map<std::string, std::string> run_settings(const Options& o, Estimator estimator) {
-  return {{"latents", std::to_string(o.latents)},
+  std::map<std::string, std::string> s = {{"latents", std::to_string(o.latents)},
           {"classes", std::to_string(o.classes)},
           {"batch_size", std::to_string(o.batch_size)},
           {"lr", exact(o.lr)},
@@ -147,22 +152,94 @@ std::map<std::string, std::string> run_settings(const Options& o, Estimator esti
           {"threads", std::to_string(o.threads)},
           {"train_limit", std::to_string(o.train_limit)},
           {"test_limit", std::to_string(o.test_limit)}};
+  // Added after checkpoint version 1: stored only when not at their default.
+  if (o.anneal_every != 1) s["anneal_every"] = std::to_string(o.anneal_every);
+  if (o.binarize != "none") {
+    s["binarize"] = o.binarize;
+    s["binarize_seed"] = std::to_string(o.binarize_seed);
+  }
+  if (o.encoder != "articles") s["encoder"] = o.encoder;
+  return s;
+}
+
+/// Sets each pixel to 255 with probability byte / 255 and to 0 otherwise, image after image
+/// from the start of `gen`'s stream (so the first n images do not depend on how many follow).
+void binarize_bytes(ByteMatrix& bytes, gumbel::Generator gen) {
+  std::vector<float> u(std::size_t(bytes.cols()));
+  for (Index i = 0; i < bytes.rows(); ++i) {
+    gen.fill_uniform(u.data(), bytes.cols());
+    for (Index j = 0; j < bytes.cols(); ++j) {
+      bytes(i, j) = u[std::size_t(j)] * 255.0f < float(bytes(i, j)) ? 255 : 0;
+    }
+  }
+}
+
+/// Estimates of the test set's bounds from `samples` discrete codes per image.
+gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const Dataset& data, Index samples,
+                                      gumbel::Generator& gen, bool show_progress) {
+  const Index n = data.images.rows();
+  const ModelShape& shape = model.shape();
+  gumbel::Tape<float> tape;
+  tape.set_grad_enabled(false);
+  Matrix logits(n * shape.latents, shape.classes);
+  const Index chunk = 1000;
+  for (Index begin = 0; begin < n; begin += chunk) {
+    const Index rows = std::min(chunk, n - begin);
+    tape.clear();
+    logits.middleRows(begin * shape.latents, rows * shape.latents) =
+        model.encode(tape.constant(data.images.middleRows(begin, rows))).value();
+  }
+  if (!logits.allFinite()) {
+    throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
+  }
+  Matrix targets;
+  const auto log_likelihood = [&](const Matrix& codes, const gumbel::IndexVector& example) {
+    targets.resize(codes.rows(), data.images.cols());
+    for (Index r = 0; r < codes.rows(); ++r) targets.row(r) = data.images.row(example(r));
+    tape.clear();
+    return model.log_likelihood(tape.constant(codes), tape.constant(targets));
+  };
+  gumbel::BoundOptions options;
+  options.samples = samples;
+  options.max_rows = std::max(samples, 4096 / samples * samples);  // whole images per call
+  const auto start = Clock::now();
+  Index shown = 0;
+  if (show_progress) {
+    options.progress = [&](Index done, Index total) {
+      if (done * 10 / total == shown && done != total) return;
+      shown = done * 10 / total;
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      std::fprintf(stderr, "bounds: %lld/%lld test images, %.0f s, ETA %.0f s\n",
+                   static_cast<long long>(done), static_cast<long long>(total), seconds,
+                   done > 0 ? seconds / double(done) * double(total - done) : 0.0);
+    };
+  }
+  return gumbel::categorical_bounds(logits, shape.latents, gen, log_likelihood, options);
+}
+
+/// Mean and standard error over images of -values.
+std::pair<double, double> negated_mean_se(const Eigen::VectorXd& values) {
+  const double n = double(values.size());
+  const double mean = values.mean();
+  const double var = n > 1 ? (values.array() - mean).square().sum() / (n - 1) : 0.0;
+  return {-mean, std::sqrt(var / n)};
 }
 
 void write_reports(const fs::path& dir, const Options& o, Estimator estimator,
                    const std::vector<EpochRecord>& history) {
   std::ostringstream csv;
-  csv << "epoch,train_loss,test_loss,temperature,seconds,images_per_second\n";
+  csv << "epoch,train_loss,test_loss,test_nelbo,temperature,seconds,images_per_second\n";
   std::vector<LossPoint> points;
   nlohmann::json epochs = nlohmann::json::array();
   for (const EpochRecord& r : history) {
     csv << r.epoch << ',' << fixed(r.train_loss) << ',' << fixed(r.test_loss) << ','
-        << fixed(r.temperature, 6) << ',' << fixed(r.seconds, 3) << ','
+        << fixed(r.test_nelbo) << ',' << fixed(r.temperature, 6) << ',' << fixed(r.seconds, 3) << ','
         << fixed(r.images_per_second, 1) << '\n';
     points.push_back({double(r.epoch), r.train_loss, r.test_loss});
     epochs.push_back({{"epoch", r.epoch},
                       {"train_loss", r.train_loss},
                       {"test_loss", r.test_loss},
+                      {"test_nelbo", r.test_nelbo},
                       {"temperature", r.temperature},
                       {"seconds", r.seconds},
                       {"images_per_second", r.images_per_second}});
@@ -179,6 +256,7 @@ void write_reports(const fs::path& dir, const Options& o, Estimator estimator,
     for (const EpochRecord& r : history) seconds += r.seconds, rate += r.images_per_second;
     metrics["final_train_loss"] = history.back().train_loss;
     metrics["final_test_loss"] = history.back().test_loss;
+    metrics["final_test_nelbo"] = history.back().test_nelbo;
     metrics["mean_seconds_per_epoch"] = seconds / double(history.size());
     metrics["mean_images_per_second"] = rate / double(history.size());
   }
@@ -216,6 +294,18 @@ void validate(const Options& o) {
   }
   if (o.schedule != "articles" && o.schedule != "exponential" && o.schedule != "constant") {
     invalid("schedule", "must be articles, exponential or constant, got '", o.schedule, "'");
+  }
+  if (o.anneal_every < 1) invalid("anneal-every", "must be at least 1, got ", o.anneal_every);
+  if (o.binarize != "none" && o.binarize != "fixed" && o.binarize != "dynamic") {
+    invalid("binarize", "must be none, fixed or dynamic, got '", o.binarize, "'");
+  }
+  if (o.encoder != "articles" && o.encoder != "linear") {
+    invalid("encoder", "must be articles or linear, got '", o.encoder, "'");
+  }
+  if (o.eval_samples < 1) invalid("eval-samples", "must be at least 1, got ", o.eval_samples);
+  if (!gumbel::detail::fits(o.eval_samples, std::max<Index>(784, o.latents * o.classes),
+                            sizeof(float))) {
+    invalid("eval-samples", o.eval_samples, " is too large for N * K = ", o.latents * o.classes);
   }
   const Estimator e = parse_estimator(o.estimator);
   if (o.hard && e != Estimator::soft && e != Estimator::straight_through) {
@@ -274,7 +364,15 @@ std::vector<EpochRecord> run(const Options& o) {
   }
 
   Dataset train = load_split(o.data_dir, "train", o.train_limit);
-  const Dataset test = load_split(o.data_dir, "t10k", o.test_limit);
+  Dataset test = load_split(o.data_dir, "t10k", o.test_limit);
+  if (o.binarize != "none") {  // the test set is binarized once for either kind
+    binarize_bytes(test.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTestStream));
+    test.images = to_unit_range(test.bytes);
+  }
+  if (o.binarize == "fixed") {
+    binarize_bytes(train.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTrainStream));
+  }
+  const bool dynamic = o.binarize == "dynamic";
   if (train.images.cols() != test.images.cols()) {
     throw DataError(o.data_dir + ": training and test images differ in size");
   }
@@ -286,6 +384,7 @@ std::vector<EpochRecord> run(const Options& o) {
   train.images = Matrix();
   shape.latents = o.latents;
   shape.classes = o.classes;
+  shape.linear_logits = o.encoder == "linear";
   gumbel::Generator init(o.seed, kInitStream);
   CategoricalVae model(shape, init);
   gumbel::optim::AdamOptions<float> adam_options;
@@ -317,12 +416,14 @@ std::vector<EpochRecord> run(const Options& o) {
   const Temperature temperature(o);
   gumbel::Tape<float> tape;
   Matrix batch(o.batch_size, shape.pixels);
+  Matrix uniforms(dynamic ? o.batch_size : 0, shape.pixels);
   std::vector<Index> order(static_cast<std::size_t>(n_train));
   const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
 
   for (std::int64_t epoch = progress.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     gumbel::Generator shuffle(o.seed, kShuffleStream + std::uint64_t(epoch));
     gumbel::Generator noise(o.seed, kNoiseStream + std::uint64_t(epoch));
+    gumbel::Generator pixels(o.seed, kDynamicStream + std::uint64_t(epoch));
     std::iota(order.begin(), order.end(), Index{0});
     for (Index i = n_train - 1; i > 0; --i) {  // Fisher-Yates
       double u;
@@ -337,8 +438,18 @@ std::vector<EpochRecord> run(const Options& o) {
     for (Index step = 0; step < steps; ++step) {
       const Index begin = step * o.batch_size;
       const Index rows = std::min(o.batch_size, n_train - begin);
-      for (Index r = 0; r < rows; ++r) {
-        batch.row(r) = to_unit_range(train.bytes.row(order[std::size_t(begin + r)]));
+      if (dynamic) {  // each pixel 1 with probability byte / 255, drawn anew
+        pixels.fill_uniform(uniforms.data(), rows * shape.pixels);
+        for (Index r = 0; r < rows; ++r) {
+          batch.row(r) =
+              ((uniforms.row(r).array() * 255.0f)
+                   < train.bytes.row(order[std::size_t(begin + r)]).cast<float>().array())
+                  .cast<float>();
+        }
+      } else {
+        for (Index r = 0; r < rows; ++r) {
+          batch.row(r) = to_unit_range(train.bytes.row(order[std::size_t(begin + r)]));
+        }
       }
       tau = temperature.at(step, adam.steps());
       tape.clear();
@@ -368,8 +479,11 @@ std::vector<EpochRecord> run(const Options& o) {
     Matrix recon;
     const double test_loss =
         evaluate(model, test, o.batch_size, 1.0f, test_noise, estimator, o.rao_samples, 32, recon);
+    gumbel::Generator bound_noise(o.seed, kBoundStream + std::uint64_t(epoch));
+    const auto bounds = test_bounds(model, test, 1, bound_noise, false);
     EpochRecord record;
     record.epoch = epoch;
+    record.test_nelbo = -bounds.elbo.mean();
     record.train_loss = loss_sum / double(n_train);
     record.test_loss = test_loss;
     record.temperature = tau;
@@ -400,11 +514,41 @@ std::vector<EpochRecord> run(const Options& o) {
     write_reports(out_dir, o, estimator, progress.history);
     save_checkpoint(checkpoint_path, progress, adam);
     {
-      std::printf("epoch %3lld  train loss %.4f  test loss %.4f  tau %.4f  %.1f s  %.0f img/s\n",
-                  static_cast<long long>(epoch), record.train_loss, record.test_loss, tau, seconds,
-                  record.images_per_second);
+      std::printf(
+          "epoch %3lld  train loss %.4f  test loss %.4f  test -ELBO %.2f  tau %.4f  %.1f s  "
+          "%.0f img/s\n",
+          static_cast<long long>(epoch), record.train_loss, record.test_loss, record.test_nelbo,
+          tau, seconds, record.images_per_second);
       std::fflush(stdout);
     }
+  }
+
+  if (o.final_bound) {
+    const auto start = Clock::now();
+    gumbel::Generator gen(o.seed, kFinalBoundStream);
+    const auto bounds = test_bounds(model, test, o.eval_samples, gen, !o.quiet);
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    const auto [nelbo, nelbo_se] = negated_mean_se(bounds.elbo);
+    const auto [iw, iw_se] = negated_mean_se(bounds.iw);
+    nlohmann::json settings;
+    for (const auto& [key, value] : run_settings(o, estimator)) settings[key] = value;
+    const nlohmann::json report = {
+        {"samples", o.eval_samples},
+        {"images", test.images.rows()},
+        {"nelbo", nelbo},
+        {"nelbo_se", nelbo_se},
+        {"iw_nll", iw},
+        {"iw_nll_se", iw_se},
+        {"kl", bounds.kl.mean()},
+        {"reconstruction", -bounds.reconstruction.mean()},
+        {"epochs", progress.epochs_done},
+        {"seconds", seconds},
+        {"settings", settings}};
+    write_file_atomic((out_dir / "bounds.json").string(), report.dump(2) + "\n");
+    std::printf("test bounds with %lld codes per image: -ELBO %.3f (se %.3f), -log p(x) <= %.3f "
+                "(se %.3f), %.1f s\n",
+                static_cast<long long>(o.eval_samples), nelbo, nelbo_se, iw, iw_se, seconds);
+    std::fflush(stdout);
   }
 
   // The trained weights as .npy files, loadable with numpy.load or torch.from_numpy.

@@ -20,9 +20,20 @@ struct Options {
   double tau_min = 0.5;
   double anneal_rate = 3e-5;
   std::string schedule = "articles";  ///< articles | exponential | constant
+  std::int64_t anneal_every = 1;      ///< exponential: the temperature changes every n steps
   std::string estimator = "soft";     ///< soft | st | gumbel-rao
   bool hard = false;                  ///< shorthand for estimator = st
   Index rao_samples = 10;
+  /// none: grey levels in [0, 1] as targets; fixed: every pixel drawn once as
+  /// Bernoulli(intensity) from binarize_seed (train and test); dynamic: training images drawn
+  /// anew each time they are used, test images as for fixed.
+  std::string binarize = "none";
+  std::uint64_t binarize_seed = 0;
+  /// articles: ReLU on the encoder's logits (the reference articles); linear: none (Jang et al.)
+  std::string encoder = "articles";
+  /// Codes per test image for the final bounds (--final-bound).
+  Index eval_samples = 1000;
+  bool final_bound = false;  ///< estimate the test ELBO and importance-weighted bound at the end
   std::uint64_t seed = 2020;
   int threads = 1;
   std::string data_dir = "data/mnist";

@@ -33,16 +33,22 @@ struct ConstantTemperature {
   double tau;
 };
 
-/// tau = max(tau_min, tau0 exp(-rate step)) on the global step (Jang et al. 2017).
+/// tau = max(tau_min, tau0 exp(-rate t)) with t the global step rounded down to a multiple of
+/// `interval`: the temperature changes every `interval` steps (Jang et al. 2017 anneal every
+/// N = 500 or 1000 steps; interval 1 changes it every step).
 struct ExponentialDecay {
-  ExponentialDecay(double tau0, double tau_min, double rate)
-      : tau0(tau0), tau_min(tau_min), rate(rate) {
+  ExponentialDecay(double tau0, double tau_min, double rate, std::int64_t interval = 1)
+      : tau0(tau0), tau_min(tau_min), rate(rate), interval(interval) {
     detail::require_schedule("ExponentialDecay", tau0, tau_min, rate);
+    if (interval < 1)
+      detail::fail<ValueError>("ExponentialDecay", "interval = ", interval, " must be at least 1");
   }
   double operator()(std::int64_t step) const {
-    return std::max(tau_min, tau0 * std::exp(-rate * static_cast<double>(step)));
+    const std::int64_t t = step - step % interval;
+    return std::max(tau_min, tau0 * std::exp(-rate * static_cast<double>(t)));
   }
   double tau0, tau_min, rate;
+  std::int64_t interval;
 };
 
 /// The schedule of the reference VAE articles: the temperature restarts at tau0 every epoch,
