@@ -185,12 +185,14 @@ TEST_CASE("a short training run lowers the loss and writes every output file") {
   std::ifstream csv(out / "loss.csv");
   std::string line;
   std::getline(csv, line);
-  CHECK(line == "epoch,train_loss,test_loss,temperature,seconds,images_per_second");
+  CHECK(line == "epoch,train_loss,test_loss,test_nelbo,temperature,seconds,images_per_second");
   int rows = 0;
   while (std::getline(csv, line)) ++rows;
   CHECK(rows == 3);
   const auto metrics = nlohmann::json::parse(std::ifstream(out / "metrics.json"));
   CHECK(metrics["final_test_loss"].get<double>() == history.back().test_loss);
+  CHECK(metrics["final_test_nelbo"].get<double>() == history.back().test_nelbo);
+  CHECK(history.back().test_nelbo < history.front().test_nelbo);
   CHECK(metrics["epochs"].size() == 3);
   CHECK(metrics["settings"]["latents"] == "4");
   std::ifstream svg(out / "loss.svg");
@@ -229,6 +231,7 @@ TEST_CASE(
     for (std::size_t e = 0; e < 4; ++e) {
       CHECK(resumed[e].train_loss == full[e].train_loss);
       CHECK(resumed[e].test_loss == full[e].test_loss);
+      CHECK(resumed[e].test_nelbo == full[e].test_nelbo);
     }
   }
 }
@@ -416,4 +419,159 @@ TEST_CASE("IDX: the element type is printed in hex, and a gzip bomb is refused b
   gz_write("good.gz", idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6}));
   CHECK(vae::read_idx((dir / "good.gz").string()).data ==
         std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
+}
+
+namespace {
+
+/// A whole file's bytes.
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("--binarize: fixed images are 0/1 from their own seed, dynamic ones change each epoch") {
+  vae::Options o = fresh_run("binarize", 60, 30, 31);
+  o.epochs = 2;
+  o.binarize = "fixed";
+  o.binarize_seed = 5;
+  const auto fixed = vae::run(o);
+  // The first reconstruction grid shows the test images: black or white only.
+  int w = 0, h = 0, channels = 0;
+  unsigned char* img = stbi_load((fs::path(o.output_dir) / "reconstructions_epoch001.png")
+                                     .string()
+                                     .c_str(),
+                                 &w, &h, &channels, 1);
+  REQUIRE(img != nullptr);
+  // The grid's first row holds the first 16 test images, 16x16 pixels each (8x8 at scale 2)
+  // in cells of 18 with a border of 2.
+  int grey = 0, white = 0;
+  for (int n = 0; n < 16; ++n) {
+    for (int y = 0; y < 16; ++y) {
+      for (int x = 0; x < 16; ++x) {
+        const int v = img[(2 + y) * w + 2 + n * 18 + x];
+        grey += v != 0 && v != 255;
+        white += v == 255;
+      }
+    }
+  }
+  stbi_image_free(img);
+  CHECK(grey == 0);
+  CHECK(white > 0);
+
+  // The same options: the same binarized data and losses; another binarization seed: other data.
+  vae::Options same_data = o;
+  same_data.output_dir = scratch_dir("binarize_again").string();
+  const auto again = vae::run(same_data);
+  CHECK(again[1].train_loss == fixed[1].train_loss);
+  vae::Options other_pixels = same_data;
+  other_pixels.output_dir = scratch_dir("binarize_other").string();
+  other_pixels.binarize_seed = 6;
+  CHECK(vae::run(other_pixels)[1].train_loss != fixed[1].train_loss);
+
+  vae::Options dynamic = same_data;
+  dynamic.output_dir = scratch_dir("binarize_dynamic").string();
+  dynamic.binarize = "dynamic";
+  const auto dyn = vae::run(dynamic);
+  CHECK(dyn[0].train_loss != fixed[0].train_loss);
+  // The test images are the fixed ones in both: the first epoch's test figures differ only
+  // through the training, so resume must reproduce the dynamic run exactly.
+  vae::Options part = dynamic;
+  part.output_dir = scratch_dir("binarize_dynamic_resumed").string();
+  part.epochs = 1;
+  vae::run(part);
+  part.epochs = 2;
+  part.resume = true;
+  const auto resumed = vae::run(part);
+  CHECK(resumed[1].train_loss == dyn[1].train_loss);
+  CHECK(resumed[1].test_nelbo == dyn[1].test_nelbo);
+
+  // Resuming a binarized run without the option is refused, and the other way round.
+  vae::Options plain = part;
+  plain.binarize = "none";
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(plain); })
+            .find("written with binarize = dynamic, but this run has binarize at its default") !=
+        std::string::npos);
+
+  vae::Options bad = o;
+  bad.binarize = "otsu";
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(bad); }) ==
+        "--binarize: must be none, fixed or dynamic, got 'otsu'");
+}
+
+TEST_CASE("--final-bound writes the test bounds; the importance-weighted one is the tighter") {
+  vae::Options o = fresh_run("final_bound", 80, 30, 41);
+  o.epochs = 2;
+  o.binarize = "dynamic";
+  o.encoder = "linear";
+  o.final_bound = true;
+  o.eval_samples = 200;
+  const auto history = vae::run(o);
+  const auto b = nlohmann::json::parse(std::ifstream(fs::path(o.output_dir) / "bounds.json"));
+  CHECK(b["samples"] == 200);
+  CHECK(b["images"] == 30);
+  const double nelbo = b["nelbo"], iw = b["iw_nll"], se = b["nelbo_se"];
+  const double kl = b["kl"], reconstruction = b["reconstruction"];
+  CHECK(nelbo == doctest::Approx(reconstruction + kl).epsilon(1e-12));
+  // The single-code figure of the last epoch and the 200-code one estimate the same ELBO.
+  CHECK(std::abs(history.back().test_nelbo - nelbo) < 5 * se + 1.0);
+  CHECK(iw < nelbo);
+  CHECK(kl > 0);
+  CHECK(kl <= 4 * std::log(3.0) + 1e-9);  // N log K bounds a KL to the uniform prior
+
+  // Evaluating the finished run again (resume, no epoch left) gives the same figures; with
+  // other sizes it is refused naming the setting and both values.
+  vae::Options again = o;
+  again.resume = true;
+  fs::remove(fs::path(o.output_dir) / "bounds.json");
+  vae::run(again);
+  const auto b2 = nlohmann::json::parse(std::ifstream(fs::path(o.output_dir) / "bounds.json"));
+  CHECK(b2["iw_nll"].get<double>() == iw);
+  vae::Options other = again;
+  other.latents = 6;
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(other); })
+            .find("written with latents = 4, but this run has latents = 6") != std::string::npos);
+
+  vae::Options zero = o;
+  zero.eval_samples = 0;
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(zero); }) ==
+        "--eval-samples: must be at least 1, got 0");
+  vae::Options encoder = o;
+  encoder.encoder = "deep";
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(encoder); }) ==
+        "--encoder: must be articles or linear, got 'deep'");
+  vae::Options every = o;
+  every.anneal_every = 0;
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(every); }) ==
+        "--anneal-every: must be at least 1, got 0");
+}
+
+TEST_CASE("a version 1 checkpoint (no test -ELBO per epoch) still resumes exactly") {
+  vae::Options o = fresh_run("v1_checkpoint", 60, 20, 51);
+  o.epochs = 3;
+  const auto straight = vae::run(o);
+  vae::Options part = o;
+  part.output_dir = scratch_dir("v1_checkpoint_part").string();
+  part.epochs = 2;
+  vae::run(part);
+  // Rewrite the checkpoint as version 1 wrote it: each epoch record without its last double.
+  const fs::path ckpt = fs::path(part.output_dir) / "checkpoint.bin";
+  const std::string bytes = read_bytes(ckpt);
+  const std::size_t header = 8 + 4 + 8;
+  std::string payload = bytes.substr(header, bytes.size() - header - 8);
+  const std::size_t record = sizeof(vae::EpochRecord);
+  const std::size_t old_record = record - sizeof(double);
+  const std::size_t history = payload.size() - 2 * record;
+  std::string v1 = payload.substr(0, history);
+  for (int e = 0; e < 2; ++e) v1 += payload.substr(history + std::size_t(e) * record, old_record);
+  write(ckpt, vae::frame_checkpoint(v1, 1));
+  part.epochs = 3;
+  part.resume = true;
+  const auto resumed = vae::run(part);
+  REQUIRE(resumed.size() == 3);
+  CHECK(std::isnan(resumed[0].test_nelbo));
+  CHECK(resumed[1].train_loss == straight[1].train_loss);
+  CHECK(resumed[2].train_loss == straight[2].train_loss);
+  CHECK(resumed[2].test_nelbo == straight[2].test_nelbo);
 }

@@ -15,7 +15,7 @@ namespace {
 
 constexpr char kMagic[8] = {'G', 'U', 'M', 'B', 'E', 'L', 'C', 'K'};
 // Version 2 added EpochRecord::test_nelbo; version 1 files are read with it set to NaN.
-constexpr std::uint32_t kVersion = 2;
+constexpr std::uint32_t kVersion = kCheckpointVersion;
 
 /// An epoch's record as version 1 stored it.
 struct EpochRecordV1 {
@@ -140,10 +140,10 @@ void save_checkpoint(const std::string& path, const Checkpoint& progress,
   write_file_atomic(path, frame_checkpoint(payload.bytes()));
 }
 
-std::string frame_checkpoint(const std::string& payload) {
+std::string frame_checkpoint(const std::string& payload, std::uint32_t version) {
   Writer file;
   file.bytes().append(kMagic, sizeof kMagic);
-  file.put(kVersion);
+  file.put(version);
   file.put<std::uint64_t>(payload.size());
   file.bytes() += payload;
   file.put(fnv1a(payload.data(), payload.size()));

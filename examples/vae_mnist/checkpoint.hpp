@@ -50,9 +50,13 @@ Checkpoint load_checkpoint(const std::string& path,
                            const std::map<std::string, std::string>& expected,
                            gumbel::optim::Adam<float>& adam);
 
+/// The version save_checkpoint writes (parse_checkpoint reads 1 to this).
+inline constexpr std::uint32_t kCheckpointVersion = 2;
+
 /// The bytes of a checkpoint file around a payload: magic, version, payload size, the payload
 /// and its checksum.
-std::string frame_checkpoint(const std::string& payload);
+std::string frame_checkpoint(const std::string& payload,
+                             std::uint32_t version = kCheckpointVersion);
 
 /// load_checkpoint on the file's bytes, already read; `path` names them in errors. Settings
 /// that are numbers compare by value.
