@@ -22,6 +22,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("-K,--classes", o.classes, "Classes per latent K")->capture_default_str();
   app.add_option("--lr", o.lr, "Adam learning rate")->capture_default_str();
+  app.add_option("--lr-decay", o.lr_decay,
+                 "Multiply the learning rate by this every --lr-decay-every steps")
+      ->capture_default_str();
+  app.add_option("--lr-decay-every", o.lr_decay_every, "Steps between learning-rate decays")
+      ->capture_default_str();
   app.add_option("--tau0", o.tau0, "Initial temperature")->capture_default_str();
   app.add_option("--tau-min", o.tau_min, "Lowest temperature")->capture_default_str();
   app.add_option("--anneal-rate", o.anneal_rate, "Temperature decay rate")->capture_default_str();

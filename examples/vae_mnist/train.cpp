@@ -154,6 +154,10 @@ std::map<std::string, std::string> run_settings(const Options& o, Estimator esti
           {"test_limit", std::to_string(o.test_limit)}};
   // Added after checkpoint version 1: stored only when not at their default.
   if (o.anneal_every != 1) s["anneal_every"] = std::to_string(o.anneal_every);
+  if (o.lr_decay != 1.0) {
+    s["lr_decay"] = exact(o.lr_decay);
+    s["lr_decay_every"] = std::to_string(o.lr_decay_every);
+  }
   if (o.binarize != "none") {
     s["binarize"] = o.binarize;
     s["binarize_seed"] = std::to_string(o.binarize_seed);
@@ -277,6 +281,10 @@ void validate(const Options& o) {
   if (o.latents < 1) invalid("latents", "must be at least 1, got ", o.latents);
   if (o.classes < 2) invalid("classes", "a categorical needs at least 2 classes, got ", o.classes);
   if (!(o.lr > 0) || !std::isfinite(o.lr)) invalid("lr", "must be positive, got ", o.lr);
+  if (!(o.lr_decay > 0) || o.lr_decay > 1) {
+    invalid("lr-decay", "must lie in (0, 1], got ", o.lr_decay);
+  }
+  if (o.lr_decay_every < 1) invalid("lr-decay-every", "must be at least 1, got ", o.lr_decay_every);
   if (!(o.tau0 > 0) || !std::isfinite(float(o.tau0))) {
     invalid("tau0", "must be positive and finite as a float, got ", o.tau0);
   }
@@ -452,6 +460,9 @@ std::vector<EpochRecord> run(const Options& o) {
         }
       }
       tau = temperature.at(step, adam.steps());
+      if (o.lr_decay != 1.0) {  // a function of the global step, so a resume continues it
+        adam.set_lr(float(o.lr * std::pow(o.lr_decay, double(adam.steps() / o.lr_decay_every))));
+      }
       tape.clear();
       const Var x = tape.constant(batch.topRows(rows));
       const auto diverged = [&](const std::string& why) {
