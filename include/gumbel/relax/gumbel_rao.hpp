@@ -10,27 +10,49 @@
 namespace gumbel {
 namespace detail {
 
-/// In place: the perturbed logits z = logits - max + G of one row (shifted by the row's maximum
-/// so that the noise keeps its precision next to huge logits), G drawn from Gumbel noise
-/// conditioned on argmax z = top. The maximum is Gumbel around logsumexp(l), l = logits - max;
-/// every other class is a Gumbel around its l truncated below that maximum:
-/// z_top = lse - ln E_top, z_j = -logaddexp(-z_top, ln E_j - l_j), E ~ Exp(1).
+/// Conditional Gumbel draws for a block of rows, given each row's sampled class `top[r]`. The
+/// perturbed logits are z = l + G with l = logits - max (the shift keeps the noise at full
+/// precision next to huge logits) and G Gumbel noise conditioned on argmax z = top: the maximum
+/// is a Gumbel around logsumexp(l), every other class a Gumbel around its l truncated below
+/// that maximum: z_top = lse - ln E_top, z_j = -logaddexp(-z_top, ln E_j - l_j), E ~ Exp(1).
+/// `prepare` computes what every draw of the block shares (l and lse), `draw` one draw into
+/// `dest` (rows x k), softmaxed at 1/tau. The elementwise work runs over the whole block at once,
+/// so short rows (K = 10) still fill vector registers.
 template <class T>
-void conditional_perturb_row(const Generator& gen, std::uint64_t first, Index i, const T* logits,
-                             T* z, Index k, Index top) {
-  gen.uniform_range(first, i * k, k, z);
-  const ConstRowArray<T> raw(logits, k);
-  const T m = raw.maxCoeff();
-  const auto l = raw - m;
-  const T lse = std::log(exp_flush(l).sum());
-  RowArray<T> out(z, k);
-  const T z_top = lse - std::log(-std::log(out(top)));
-  // ln E_j - l_j with E_j = -ln u_j; +inf for a masked class, which then gets z_j = -inf.
-  out = (-out.log()).log() - l;
-  const auto a = -z_top;
-  out = -(out.max(a) + (-(out - a).abs()).exp().log1p());
-  out(top) = z_top;
-}
+struct ConditionalBlock {
+  Index rows, k;
+  const Index* top;
+  T* shifted;  ///< l, rows x k
+  T* spread;   ///< -z_top of the current draw, repeated over each row's k entries
+  T lse[kMaxBlockRows];
+
+  void prepare(const T* logits) {
+    for (Index r = 0; r < rows; ++r) {
+      const ConstRowArray<T> raw(logits + r * k, k);
+      RowArray<T> l(shifted + r * k, k);
+      l = raw - raw.maxCoeff();
+      lse[r] = std::log(exp_flush(l).sum());
+    }
+  }
+
+  void draw(const Generator& gen, std::uint64_t first, Index first_row, T inv_tau, T* dest) {
+    using Flat = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+    const Index n = rows * k;
+    gen.uniform_range(first, first_row * k, n, dest);
+    T z_top[kMaxBlockRows];
+    for (Index r = 0; r < rows; ++r) {
+      z_top[r] = lse[r] - std::log(-std::log(dest[r * k + top[r]]));
+      RowArray<T>(spread + r * k, k).setConstant(-z_top[r]);
+    }
+    Flat z(dest, n);
+    const Flat a(spread, n);
+    // ln E_j - l_j with E_j = -ln u_j; +inf for a masked class, which then gets z_j = -inf.
+    z = (-z.log()).log() - Flat(shifted, n);
+    z = -(z.max(a) + (-(z - a).abs()).exp().log1p());
+    for (Index r = 0; r < rows; ++r) dest[r * k + top[r]] = z_top[r];
+    softmax_block(dest, rows, k, z_top, inv_tau);
+  }
+};
 
 }  // namespace detail
 
@@ -59,21 +81,31 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
   const std::uint64_t extra = gen.advance(stride * std::uint64_t(samples - 1));
   const Index draws = logits.requires_grad() ? samples : 1;
   T* soft = node.tape->scratch(draws * n);
+  T* shifted = draws > 1 ? node.tape->scratch(n) : nullptr;
+  T* spread = draws > 1 ? node.tape->scratch(n) : nullptr;
   T* out = node.out.value_mut().data();
   const T* l = logits.value().data();
-  detail::perturb_rows(op, node, logits, gen, soft, k * draws, [&](Index i, T* s0, Index top) {
-    const T max0 = s0[top];
-    detail::softmax_block(s0, 1, k, &max0, inv_tau);
-    detail::RowArray<T>(out + i * k, k).setZero();
-    out[i * k + top] = T(1);
-    for (Index m = 1; m < draws; ++m) {
-      T* s = soft + m * n + i * k;
-      detail::conditional_perturb_row(gen, extra + stride * std::uint64_t(m - 1), i, l + i * k, s,
-                                      k, top);
-      const T max = s[top];  // the conditional draw keeps its maximum at top
-      detail::softmax_block(s, 1, k, &max, inv_tau);
-    }
-  });
+  detail::perturb_blocks(op, node, logits, gen, soft, k * draws,
+                         [&](Index first_row, Index rows, T* block) {
+                           Index top[detail::kMaxBlockRows];
+                           const Index bad = detail::block_argmax(block, rows, k, top);
+                           if (bad >= 0) return bad;
+                           for (Index r = 0; r < rows; ++r) {
+                             const T max0 = block[r * k + top[r]];
+                             detail::softmax_block(block + r * k, 1, k, &max0, inv_tau);
+                           }
+                           detail::write_one_hot(out + first_row * k, rows, k, top);
+                           if (draws == 1) return Index{-1};
+                           const Index at = first_row * k;
+                           detail::ConditionalBlock<T> conditional{rows, k, top, shifted + at,
+                                                                   spread + at, {}};
+                           conditional.prepare(l + at);
+                           for (Index m = 1; m < draws; ++m) {
+                             conditional.draw(gen, extra + stride * std::uint64_t(m - 1),
+                                              first_row, inv_tau, soft + m * n + at);
+                           }
+                           return Index{-1};
+                         });
 
   node.tape->on_backward(node.out, [logits, y = node.out, soft, rows, k, samples, inv_tau] {
     const auto dy = y.grad();
