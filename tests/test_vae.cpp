@@ -439,10 +439,9 @@ TEST_CASE("--binarize: fixed images are 0/1 from their own seed, dynamic ones ch
   const auto fixed = vae::run(o);
   // The first reconstruction grid shows the test images: black or white only.
   int w = 0, h = 0, channels = 0;
-  unsigned char* img = stbi_load((fs::path(o.output_dir) / "reconstructions_epoch001.png")
-                                     .string()
-                                     .c_str(),
-                                 &w, &h, &channels, 1);
+  unsigned char* img =
+      stbi_load((fs::path(o.output_dir) / "reconstructions_epoch001.png").string().c_str(), &w, &h,
+                &channels, 1);
   REQUIRE(img != nullptr);
   // The grid's first row holds the first 16 test images, 16x16 pixels each (8x8 at scale 2)
   // in cells of 18 with a border of 2.
@@ -490,8 +489,9 @@ TEST_CASE("--binarize: fixed images are 0/1 from their own seed, dynamic ones ch
   // Resuming a binarized run without the option is refused, and the other way round.
   vae::Options plain = part;
   plain.binarize = "none";
-  CHECK(message_of<vae::CheckpointError>([&] { vae::run(plain); })
-            .find("written with binarize = dynamic, but this run has binarize at its default") !=
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(plain);
+        }).find("written with binarize = dynamic, but this run has binarize at its default") !=
         std::string::npos);
 
   vae::Options bad = o;
@@ -530,8 +530,9 @@ TEST_CASE("--final-bound writes the test bounds; the importance-weighted one is 
   CHECK(b2["iw_nll"].get<double>() == iw);
   vae::Options other = again;
   other.latents = 6;
-  CHECK(message_of<vae::CheckpointError>([&] { vae::run(other); })
-            .find("written with latents = 4, but this run has latents = 6") != std::string::npos);
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(other);
+        }).find("written with latents = 4, but this run has latents = 6") != std::string::npos);
 
   vae::Options zero = o;
   zero.eval_samples = 0;

@@ -158,10 +158,12 @@ int main(int argc, char** argv) {
       const Stats n = stats(nelbo), w = stats(iw), t = stats(wall);
       nelbo_of[row.name] = n;
       md << "| " << row.label << " | " << num(row.paper, 1) << " | " << num(n.mean) << " ± "
-         << num(n.sd) << " | " << num(n.mean - row.paper) << " | ≤ " << num(row.target, 1)
-         << " | " << (runs.empty() ? "–" : n.mean <= row.target ? "yes" : "no") << " | "
-         << num(w.mean) << " ± " << num(w.sd) << " | " << runs.size() << " | " << num(t.mean, 1)
-         << " |\n";
+         << num(n.sd) << " | " << num(n.mean - row.paper) << " | ≤ " << num(row.target, 1) << " | "
+         << (runs.empty()           ? "–"
+             : n.mean <= row.target ? "yes"
+                                    : "no")
+         << " | " << num(w.mean) << " ± " << num(w.sd) << " | " << runs.size() << " | "
+         << num(t.mean, 1) << " |\n";
       // The mean curve over seeds that have every epoch.
       if (!runs.empty()) {
         examples::Series s;

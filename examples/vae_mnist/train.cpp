@@ -139,19 +139,19 @@ double evaluate(CategoricalVae& model, const Dataset& data, Index batch_size, fl
 
 std::map<std::string, std::string> run_settings(const Options& o, Estimator estimator) {
   std::map<std::string, std::string> s = {{"latents", std::to_string(o.latents)},
-          {"classes", std::to_string(o.classes)},
-          {"batch_size", std::to_string(o.batch_size)},
-          {"lr", exact(o.lr)},
-          {"tau0", exact(o.tau0)},
-          {"tau_min", exact(o.tau_min)},
-          {"anneal_rate", exact(o.anneal_rate)},
-          {"schedule", o.schedule},
-          {"estimator", to_string(estimator)},
-          {"rao_samples", std::to_string(o.rao_samples)},
-          {"seed", std::to_string(o.seed)},
-          {"threads", std::to_string(o.threads)},
-          {"train_limit", std::to_string(o.train_limit)},
-          {"test_limit", std::to_string(o.test_limit)}};
+                                          {"classes", std::to_string(o.classes)},
+                                          {"batch_size", std::to_string(o.batch_size)},
+                                          {"lr", exact(o.lr)},
+                                          {"tau0", exact(o.tau0)},
+                                          {"tau_min", exact(o.tau_min)},
+                                          {"anneal_rate", exact(o.anneal_rate)},
+                                          {"schedule", o.schedule},
+                                          {"estimator", to_string(estimator)},
+                                          {"rao_samples", std::to_string(o.rao_samples)},
+                                          {"seed", std::to_string(o.seed)},
+                                          {"threads", std::to_string(o.threads)},
+                                          {"train_limit", std::to_string(o.train_limit)},
+                                          {"test_limit", std::to_string(o.test_limit)}};
   // Added after checkpoint version 1: stored only when not at their default.
   if (o.anneal_every != 1) s["anneal_every"] = std::to_string(o.anneal_every);
   if (o.lr_decay != 1.0) {
@@ -237,8 +237,8 @@ void write_reports(const fs::path& dir, const Options& o, Estimator estimator,
   nlohmann::json epochs = nlohmann::json::array();
   for (const EpochRecord& r : history) {
     csv << r.epoch << ',' << fixed(r.train_loss) << ',' << fixed(r.test_loss) << ','
-        << fixed(r.test_nelbo) << ',' << fixed(r.temperature, 6) << ',' << fixed(r.seconds, 3) << ','
-        << fixed(r.images_per_second, 1) << '\n';
+        << fixed(r.test_nelbo) << ',' << fixed(r.temperature, 6) << ',' << fixed(r.seconds, 3)
+        << ',' << fixed(r.images_per_second, 1) << '\n';
     points.push_back({double(r.epoch), r.train_loss, r.test_loss});
     epochs.push_back({{"epoch", r.epoch},
                       {"train_loss", r.train_loss},
@@ -449,10 +449,9 @@ std::vector<EpochRecord> run(const Options& o) {
       if (dynamic) {  // each pixel 1 with probability byte / 255, drawn anew
         pixels.fill_uniform(uniforms.data(), rows * shape.pixels);
         for (Index r = 0; r < rows; ++r) {
-          batch.row(r) =
-              ((uniforms.row(r).array() * 255.0f)
-                   < train.bytes.row(order[std::size_t(begin + r)]).cast<float>().array())
-                  .cast<float>();
+          batch.row(r) = ((uniforms.row(r).array() * 255.0f) <
+                          train.bytes.row(order[std::size_t(begin + r)]).cast<float>().array())
+                             .cast<float>();
         }
       } else {
         for (Index r = 0; r < rows; ++r) {
@@ -543,22 +542,22 @@ std::vector<EpochRecord> run(const Options& o) {
     const auto [iw, iw_se] = negated_mean_se(bounds.iw);
     nlohmann::json settings;
     for (const auto& [key, value] : run_settings(o, estimator)) settings[key] = value;
-    const nlohmann::json report = {
-        {"samples", o.eval_samples},
-        {"images", test.images.rows()},
-        {"nelbo", nelbo},
-        {"nelbo_se", nelbo_se},
-        {"iw_nll", iw},
-        {"iw_nll_se", iw_se},
-        {"kl", bounds.kl.mean()},
-        {"reconstruction", -bounds.reconstruction.mean()},
-        {"epochs", progress.epochs_done},
-        {"seconds", seconds},
-        {"settings", settings}};
+    const nlohmann::json report = {{"samples", o.eval_samples},
+                                   {"images", test.images.rows()},
+                                   {"nelbo", nelbo},
+                                   {"nelbo_se", nelbo_se},
+                                   {"iw_nll", iw},
+                                   {"iw_nll_se", iw_se},
+                                   {"kl", bounds.kl.mean()},
+                                   {"reconstruction", -bounds.reconstruction.mean()},
+                                   {"epochs", progress.epochs_done},
+                                   {"seconds", seconds},
+                                   {"settings", settings}};
     write_file_atomic((out_dir / "bounds.json").string(), report.dump(2) + "\n");
-    std::printf("test bounds with %lld codes per image: -ELBO %.3f (se %.3f), -log p(x) <= %.3f "
-                "(se %.3f), %.1f s\n",
-                static_cast<long long>(o.eval_samples), nelbo, nelbo_se, iw, iw_se, seconds);
+    std::printf(
+        "test bounds with %lld codes per image: -ELBO %.3f (se %.3f), -log p(x) <= %.3f "
+        "(se %.3f), %.1f s\n",
+        static_cast<long long>(o.eval_samples), nelbo, nelbo_se, iw, iw_se, seconds);
     std::fflush(stdout);
   }
 

@@ -16,7 +16,7 @@ struct Options {
   Index latents = 30;  ///< N
   Index classes = 10;  ///< K
   double lr = 1e-3;
-  double lr_decay = 1.0;           ///< the learning rate is lr * lr_decay^floor(step / lr_decay_every)
+  double lr_decay = 1.0;  ///< the learning rate is lr * lr_decay^floor(step / lr_decay_every)
   std::int64_t lr_decay_every = 1000;
   double tau0 = 1.0;
   double tau_min = 0.5;

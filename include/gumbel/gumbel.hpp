@@ -21,6 +21,7 @@
 #include "gumbel/random/gumbel_noise.hpp"
 #include "gumbel/random/philox.hpp"
 
+#include "gumbel/relax/binary_concrete.hpp"
 #include "gumbel/relax/concrete.hpp"
 #include "gumbel/relax/gumbel_rao.hpp"
 #include "gumbel/relax/gumbel_softmax.hpp"

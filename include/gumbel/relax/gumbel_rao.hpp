@@ -85,27 +85,26 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
   T* spread = draws > 1 ? node.tape->scratch(n) : nullptr;
   T* out = node.out.value_mut().data();
   const T* l = logits.value().data();
-  detail::perturb_blocks(op, node, logits, gen, soft, k * draws,
-                         [&](Index first_row, Index rows, T* block) {
-                           Index top[detail::kMaxBlockRows];
-                           const Index bad = detail::block_argmax(block, rows, k, top);
-                           if (bad >= 0) return bad;
-                           for (Index r = 0; r < rows; ++r) {
-                             const T max0 = block[r * k + top[r]];
-                             detail::softmax_block(block + r * k, 1, k, &max0, inv_tau);
-                           }
-                           detail::write_one_hot(out + first_row * k, rows, k, top);
-                           if (draws == 1) return Index{-1};
-                           const Index at = first_row * k;
-                           detail::ConditionalBlock<T> conditional{rows, k, top, shifted + at,
-                                                                   spread + at, {}};
-                           conditional.prepare(l + at);
-                           for (Index m = 1; m < draws; ++m) {
-                             conditional.draw(gen, extra + stride * std::uint64_t(m - 1),
-                                              first_row, inv_tau, soft + m * n + at);
-                           }
-                           return Index{-1};
-                         });
+  detail::perturb_blocks(
+      op, node, logits, gen, soft, k * draws, [&](Index first_row, Index rows, T* block) {
+        Index top[detail::kMaxBlockRows];
+        const Index bad = detail::block_argmax(block, rows, k, top);
+        if (bad >= 0) return bad;
+        for (Index r = 0; r < rows; ++r) {
+          const T max0 = block[r * k + top[r]];
+          detail::softmax_block(block + r * k, 1, k, &max0, inv_tau);
+        }
+        detail::write_one_hot(out + first_row * k, rows, k, top);
+        if (draws == 1) return Index{-1};
+        const Index at = first_row * k;
+        detail::ConditionalBlock<T> conditional{rows, k, top, shifted + at, spread + at, {}};
+        conditional.prepare(l + at);
+        for (Index m = 1; m < draws; ++m) {
+          conditional.draw(gen, extra + stride * std::uint64_t(m - 1), first_row, inv_tau,
+                           soft + m * n + at);
+        }
+        return Index{-1};
+      });
 
   node.tape->on_backward(node.out, [logits, y = node.out, soft, rows, k, samples, inv_tau] {
     const auto dy = y.grad();
