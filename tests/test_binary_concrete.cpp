@@ -130,8 +130,8 @@ TEST_CASE(
       Md y(1, n);
       for (Index i = 0; i < n; ++i) y(0, i) = 1.0 / (1.0 + std::exp(-(lo + h * double(i))));
       double integral = 0, mean = 0;
-      const auto trapezoid = [h, n](const Eigen::ArrayXXd& f) {
-        return h * (f.sum() - 0.5 * (f(0, 0) + f(0, n - 1)));
+      const auto trapezoid = [h](const Eigen::ArrayXXd& f) {
+        return h * (f.sum() - 0.5 * (f(0, 0) + f(0, f.cols() - 1)));
       };
       for (const double sign : {1.0, -1.0}) {
         Tape<double> tape;

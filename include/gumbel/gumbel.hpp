@@ -25,12 +25,14 @@
 #include "gumbel/relax/concrete.hpp"
 #include "gumbel/relax/gumbel_rao.hpp"
 #include "gumbel/relax/gumbel_softmax.hpp"
+#include "gumbel/relax/hard_concrete.hpp"
 #include "gumbel/relax/perturb.hpp"
 #include "gumbel/relax/schedule.hpp"
 #include "gumbel/relax/top_k.hpp"
 
 #include "gumbel/eval/bounds.hpp"
 
+#include "gumbel/nn/l0_gate.hpp"
 #include "gumbel/nn/linear.hpp"
 #include "gumbel/optim/adam.hpp"
 #include "gumbel/optim/sgd.hpp"
