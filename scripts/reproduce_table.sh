@@ -44,6 +44,9 @@ bash scripts/install-deps.sh --main
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGUMBEL_BUILD_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)" --target vae_mnist vae_report
 bash examples/vae_mnist/fetch_mnist.sh data/mnist
+# The commit the programs were built from (a change made while the runs go does not reach them).
+built_from=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then built_from="$built_from+local-changes"; fi
 
 # The paper's setup (Jang et al. 2017, section 4.2 and appendix): 784-512-256-(20 x 10) encoder
 # with ReLU and linear logits, mirrored decoder, Bernoulli likelihood on binarized pixels,
@@ -64,7 +67,7 @@ run_one() {  # row seed
   local resume=(--resume)
   if [ "$fresh" = 1 ]; then resume=(--overwrite); fi
   mkdir -p "$dir"
-  git rev-parse --short HEAD 2>/dev/null >"$dir/commit" || echo unknown >"$dir/commit"
+  echo "$built_from" >"$dir/commit"
   echo "== $row seed $seed: training ($dir/log.txt)"
   local start end
   start=$(date +%s.%N)
@@ -90,7 +93,7 @@ if [ "$status" != 0 ]; then echo "reproduce_table.sh: a run failed (see its log.
 
 command="bash scripts/reproduce_table.sh --rows $rows --seeds $seeds --epochs $epochs --eval-samples $eval_samples --jobs $jobs"
 ./build/examples/vae_mnist/vae_report --runs "$runs" --markdown docs/reproduction.md \
-    --svg docs/reproduction_curves.svg --commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    --svg docs/reproduction_curves.svg --commit "$built_from" \
     --date "$(date -u +%Y-%m-%d)" --command "$command" \
     --machine "$(nproc) cores of $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" \
     --notes examples/vae_mnist/reproduction.md

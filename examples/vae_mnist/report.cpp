@@ -71,6 +71,7 @@ nlohmann::json read_json(const fs::path& path) {
 struct Run {
   int seed = 0;
   double nelbo = NAN, iw = NAN, wall = NAN;
+  std::string commit = "unknown";
   std::vector<double> epochs, curve;  ///< test -ELBO (one discrete code per image) per epoch
   nlohmann::json settings;
 };
@@ -99,6 +100,8 @@ std::vector<Run> runs_of(const fs::path& dir, const std::string& row) {
     }
     std::ifstream wall(path / "wall_seconds");
     if (!(wall >> r.wall)) r.wall = NAN;
+    std::ifstream commit(path / "commit");
+    if (!(commit >> r.commit)) r.commit = "unknown";
     runs.push_back(std::move(r));
   }
   return runs;
@@ -138,8 +141,11 @@ int main(int argc, char** argv) {
        << " with\n\n```\n"
        << command << "\n```\n\n"
        << "| row | paper | ours: mean ± sd over seeds | ours − paper | target | met | "
-          "importance-weighted bound (m = 1000) | seeds | minutes per run |\n"
+          "importance-weighted bound (m = 1000) | seeds | minutes per run (seed: minutes) |\n"
        << "|---|---|---|---|---|---|---|---|---|\n";
+    std::ostringstream per_run;
+    per_run << "| row | seed | −ELBO | importance-weighted bound | minutes | commit |\n"
+            << "|---|---|---|---|---|---|\n";
     examples::Chart chart;
     chart.title = "Test negative ELBO (one discrete code per image) while training";
     chart.x_label = "epoch";
@@ -149,13 +155,18 @@ int main(int argc, char** argv) {
     for (const Row& row : kRows) {
       const auto runs = runs_of(runs_dir, row.name);
       std::vector<double> nelbo, iw, wall;
+      std::string minutes;
       for (const Run& r : runs) {
+        minutes += (minutes.empty() ? "" : ", ") + std::to_string(r.seed) + ": " +
+                   num(r.wall / 60.0, 1);
+        per_run << "| " << row.label << " | " << r.seed << " | " << num(r.nelbo) << " | "
+                << num(r.iw) << " | " << num(r.wall / 60.0, 1) << " | `" << r.commit << "` |\n";
         nelbo.push_back(r.nelbo);
         iw.push_back(r.iw);
         if (std::isfinite(r.wall)) wall.push_back(r.wall / 60.0);
         total_minutes += std::isfinite(r.wall) ? r.wall / 60.0 : 0.0;
       }
-      const Stats n = stats(nelbo), w = stats(iw), t = stats(wall);
+      const Stats n = stats(nelbo), w = stats(iw);
       nelbo_of[row.name] = n;
       md << "| " << row.label << " | " << num(row.paper, 1) << " | " << num(n.mean) << " ± "
          << num(n.sd) << " | " << num(n.mean - row.paper) << " | ≤ " << num(row.target, 1) << " | "
@@ -163,7 +174,7 @@ int main(int argc, char** argv) {
              : n.mean <= row.target ? "yes"
                                     : "no")
          << " | " << num(w.mean) << " ± " << num(w.sd) << " | " << runs.size() << " | "
-         << num(t.mean, 1) << " |\n";
+         << (minutes.empty() ? "–" : minutes) << " |\n";
       // The mean curve over seeds that have every epoch.
       if (!runs.empty()) {
         examples::Series s;
@@ -196,6 +207,7 @@ int main(int argc, char** argv) {
     } else {
       md << "not measured.\n\n";
     }
+    md << "Each run:\n\n" << per_run.str() << "\n";
     const std::string svg_name = fs::path(svg).filename().string();
     md << "![Test negative ELBO per epoch, mean over seeds](" << svg_name << ")\n\n";
     if (!notes.empty()) {
