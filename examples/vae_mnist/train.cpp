@@ -311,10 +311,6 @@ void validate(const Options& o) {
     invalid("encoder", "must be articles or linear, got '", o.encoder, "'");
   }
   if (o.eval_samples < 1) invalid("eval-samples", "must be at least 1, got ", o.eval_samples);
-  if (!gumbel::detail::fits(o.eval_samples, std::max<Index>(784, o.latents * o.classes),
-                            sizeof(float))) {
-    invalid("eval-samples", o.eval_samples, " is too large for N * K = ", o.latents * o.classes);
-  }
   const Estimator e = parse_estimator(o.estimator);
   if (o.hard && e != Estimator::soft && e != Estimator::straight_through) {
     invalid("hard", "conflicts with --estimator ", o.estimator);
@@ -327,6 +323,11 @@ void validate(const Options& o) {
   if (!gumbel::detail::fits(o.batch_size, std::max<Index>(784, o.latents * o.classes),
                             sizeof(float))) {
     invalid("batch-size", o.batch_size, " is too large for N * K = ", o.latents * o.classes);
+  }
+  // After the N * K check above: the product is known to fit here.
+  if (!gumbel::detail::fits(o.eval_samples, std::max<Index>(784, o.latents * o.classes),
+                            sizeof(float))) {
+    invalid("eval-samples", o.eval_samples, " is too large for N * K = ", o.latents * o.classes);
   }
   if (o.rao_samples < 1) invalid("rao-samples", "must be at least 1, got ", o.rao_samples);
   if (o.threads < 1 || o.threads > gumbel::kMaxThreads) {
