@@ -137,8 +137,7 @@ int main(int argc, char** argv) {
           "10 classes on binarized MNIST, estimated with discrete (one-hot) codes, "
           "beside the figures of Jang, Gu & Poole, \"Categorical Reparameterization with "
           "Gumbel-Softmax\", ICLR 2017, Table 1.\n\n"
-       << "Produced on " << date << " by commit `" << commit << "` on " << machine
-       << " with\n\n```\n"
+       << "Produced on " << date << " (commit " << commit << ") on " << machine << " with\n\n```\n"
        << command << "\n```\n\n"
        << "| row | paper | ours: mean ± sd over seeds | ours − paper | target | met | "
           "importance-weighted bound (m = 1000) | seeds | minutes per run (seed: minutes) |\n"
@@ -157,8 +156,8 @@ int main(int argc, char** argv) {
       std::vector<double> nelbo, iw, wall;
       std::string minutes;
       for (const Run& r : runs) {
-        minutes += (minutes.empty() ? "" : ", ") + std::to_string(r.seed) + ": " +
-                   num(r.wall / 60.0, 1);
+        minutes +=
+            (minutes.empty() ? "" : ", ") + std::to_string(r.seed) + ": " + num(r.wall / 60.0, 1);
         per_run << "| " << row.label << " | " << r.seed << " | " << num(r.nelbo) << " | "
                 << num(r.iw) << " | " << num(r.wall / 60.0, 1) << " | `" << r.commit << "` |\n";
         nelbo.push_back(r.nelbo);
@@ -194,8 +193,9 @@ int main(int argc, char** argv) {
         chart.series.push_back(std::move(s));
       }
     }
-    md << "\nThe whole table took " << num(total_minutes, 1)
-       << " minutes of single-thread run time (the sum over runs, each with `--threads 1`). "
+    md << "\nThe runs' wall times add up to " << num(total_minutes, 1)
+       << " minutes, each run with `--threads 1` (runs that shared the machine took longer; "
+          "see Time below). "
           "The Gumbel-Rao row must also lie below our ST Gumbel-Softmax figure by more than "
           "the spread over seeds: ";
     const Stats st = nelbo_of["st"], gr = nelbo_of["gumbel-rao"];
