@@ -1,0 +1,95 @@
+#include "evaluation.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+namespace vae {
+
+using Clock = std::chrono::steady_clock;
+
+double evaluate(CategoricalVae& model, const Dataset& data, Index batch_size, float tau,
+                gumbel::Generator& noise, Estimator estimator, Index rao_samples, Index keep,
+                Matrix& kept) {
+  gumbel::Tape<float> tape;
+  tape.set_grad_enabled(false);
+  double total = 0;
+  const Index n = data.images.rows();
+  kept.resize(std::min(keep, n), data.images.cols());
+  for (Index begin = 0; begin < n; begin += batch_size) {
+    const Index rows = std::min(batch_size, n - begin);
+    tape.clear();
+    const Var x = tape.constant(data.images.middleRows(begin, rows));
+    const Forward f = model.forward(x, tau, noise, estimator, rao_samples);
+    total += double(f.loss.item()) * double(rows);
+    if (begin < kept.rows()) {
+      const Index take = std::min(rows, kept.rows() - begin);
+      kept.middleRows(begin, take) =
+          f.recon_logits.value().topRows(take).array().logistic().matrix();
+    }
+  }
+  return total / double(n);
+}
+
+void binarize_bytes(ByteMatrix& bytes, gumbel::Generator gen) {
+  std::vector<float> u(std::size_t(bytes.cols()));
+  for (Index i = 0; i < bytes.rows(); ++i) {
+    gen.fill_uniform(u.data(), bytes.cols());
+    for (Index j = 0; j < bytes.cols(); ++j) {
+      bytes(i, j) = u[std::size_t(j)] * 255.0f < float(bytes(i, j)) ? 255 : 0;
+    }
+  }
+}
+
+gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const Dataset& data, Index samples,
+                                      gumbel::Generator& gen, bool show_progress) {
+  const Index n = data.images.rows();
+  const ModelShape& shape = model.shape();
+  gumbel::Tape<float> tape;
+  tape.set_grad_enabled(false);
+  Matrix logits(n * shape.latents, shape.classes);
+  const Index chunk = 1000;
+  for (Index begin = 0; begin < n; begin += chunk) {
+    const Index rows = std::min(chunk, n - begin);
+    tape.clear();
+    logits.middleRows(begin * shape.latents, rows * shape.latents) =
+        model.encode(tape.constant(data.images.middleRows(begin, rows))).value();
+  }
+  if (!logits.allFinite()) {
+    throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
+  }
+  Matrix targets;
+  const auto log_likelihood = [&](const Matrix& codes, const gumbel::IndexVector& example) {
+    targets.resize(codes.rows(), data.images.cols());
+    for (Index r = 0; r < codes.rows(); ++r) targets.row(r) = data.images.row(example(r));
+    tape.clear();
+    return model.log_likelihood(tape.constant(codes), tape.constant(targets));
+  };
+  gumbel::BoundOptions options;
+  options.samples = samples;
+  options.max_rows = std::max(samples, 4096 / samples * samples);  // whole images per call
+  const auto start = Clock::now();
+  Index shown = 0;
+  if (show_progress) {
+    options.progress = [&](Index done, Index total) {
+      if (done * 10 / total == shown && done != total) return;
+      shown = done * 10 / total;
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      std::fprintf(stderr, "bounds: %lld/%lld test images, %.0f s, ETA %.0f s\n",
+                   static_cast<long long>(done), static_cast<long long>(total), seconds,
+                   done > 0 ? seconds / double(done) * double(total - done) : 0.0);
+    };
+  }
+  return gumbel::categorical_bounds(logits, shape.latents, gen, log_likelihood, options);
+}
+
+std::pair<double, double> negated_mean_se(const Eigen::VectorXd& values) {
+  const double n = double(values.size());
+  const double mean = values.mean();
+  const double var = n > 1 ? (values.array() - mean).square().sum() / (n - 1) : 0.0;
+  return {-mean, std::sqrt(var / n)};
+}
+
+}  // namespace vae
