@@ -28,6 +28,7 @@
 #include "gumbel/relax/hard_concrete.hpp"
 #include "gumbel/relax/perturb.hpp"
 #include "gumbel/relax/schedule.hpp"
+#include "gumbel/relax/score_function.hpp"
 #include "gumbel/relax/top_k.hpp"
 
 #include "gumbel/eval/bounds.hpp"

@@ -14,6 +14,9 @@ using Index = Eigen::Index;
 template <class T>
 using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
+/// Indices, one per row (sampled classes, labels).
+using IndexVector = Eigen::Matrix<Index, Eigen::Dynamic, 1>;
+
 /// A row vector (1 x n), e.g. a bias.
 template <class T>
 using RowVector = Eigen::Matrix<T, 1, Eigen::Dynamic, Eigen::RowMajor>;

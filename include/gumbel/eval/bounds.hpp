@@ -22,9 +22,6 @@
 
 namespace gumbel {
 
-/// Class indices, one per row.
-using IndexVector = Eigen::Matrix<Index, Eigen::Dynamic, 1>;
-
 struct BoundOptions {
   /// m: discrete codes drawn per example (m = 1 gives the single-sample ELBO).
   Index samples = 1;
