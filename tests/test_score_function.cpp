@@ -93,6 +93,26 @@ TEST_CASE("categorical_log_prob and bernoulli_log_prob: values and finite-differ
   CHECK((blp.value().array() - expected).abs().maxCoeff() < 1e-12);
 }
 
+TEST_CASE_TEMPLATE("categorical_log_prob in float and double: huge logits and masks stay finite", T,
+                   float, double) {
+  gumbel::Matrix<T> l(3, 4);
+  l << T(1e30), T(-1e30), T(0), T(5),  //
+      T(-INFINITY), T(2), T(1), T(-INFINITY),  //
+      T(0.5), T(-0.25), T(3), T(1);
+  IndexVector idx(3);
+  idx << 0, 2, 3;
+  Tape<T> tape;
+  const Var<T> v = tape.variable(l);
+  const Var<T> lp = categorical_log_prob(v, idx);
+  CHECK(lp.value()(0, 0) == T(0));
+  const double lse1 = std::log(std::exp(2.0) + std::exp(1.0));
+  CHECK(double(lp.value()(1, 0)) == doctest::Approx(1.0 - lse1).epsilon(1e-6));
+  tape.backward(sum(lp));
+  CHECK(v.grad().allFinite());
+  CHECK(v.grad()(1, 0) == T(0));
+  CHECK(double(v.grad()(1, 2)) == doctest::Approx(1.0 - std::exp(1.0 - lse1)).epsilon(1e-6));
+}
+
 TEST_CASE("REINFORCE and RLOO are unbiased; RLOO's baseline lowers the variance") {
   const Eigen::RowVectorXd exact = exact_gradient();
   INFO("exact gradient " << exact);
