@@ -29,6 +29,8 @@
 #include "gumbel/relax/perturb.hpp"
 #include "gumbel/relax/schedule.hpp"
 #include "gumbel/relax/score_function.hpp"
+#include "gumbel/relax/straight_through.hpp"
+#include "gumbel/relax/subset.hpp"
 #include "gumbel/relax/top_k.hpp"
 
 #include "gumbel/eval/bounds.hpp"
