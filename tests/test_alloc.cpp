@@ -32,6 +32,43 @@ TEST_CASE("a steady-state training step allocates nothing") {
   CHECK(during_step == 0);
 }
 
+TEST_CASE("the toolbox's estimators allocate nothing in a steady-state step") {
+  Generator gen(6);
+  nn::Linear<float> enc(12, 20, gen);
+  nn::ConcreteSelector<float> selector(12, 3, gen);
+  nn::L0Gate<float> gate(20, gen);
+  ParameterList<float> params = enc.parameters();
+  params.push_back(&selector.logits);
+  params.push_back(&gate.log_alpha);
+  optim::Adam<float> adam(params);
+  const Matrix<float> x = gen.uniform<float>(8, 12);
+  IndexVector index(16);
+  for (Index i = 0; i < 16; ++i) index(i) = i % 5;
+  const Matrix<float> f = gen.uniform<float>(4, 4);
+  MovingAverageBaseline baseline;
+  Tape<float> tape;
+  long during_step = -1;
+  for (int step = 0; step < 4; ++step) {
+    const long before = alloc_counter::count();
+    tape.clear();
+    adam.zero_grad();
+    const auto input = tape.constant(x);
+    const auto h = gate(enc(input), gen, true);
+    const auto logits = reshape(h, 32, 5);
+    const auto picked = selector(input, 0.5f, gen, true);
+    const auto a = straight_through(logits, gen, 1.0f);
+    const auto b = reinmax(logits, gen, 1.0f);
+    const auto c = relaxed_subset(logits, 2, 0.5f, gen, step % 2 == 1);
+    const auto lp = reshape(categorical_log_prob(reshape(h, 16, 10), index), 4, 4);
+    const auto loss = sum(a) + sum(b) + sum(c) + sum(picked) + reinforce(lp, f, baseline) +
+                      rloo(lp, f) + gate.penalty(tape);
+    tape.backward(loss);
+    adam.step();
+    during_step = alloc_counter::count() - before;
+  }
+  CHECK(during_step == 0);
+}
+
 // Products this large used to make Eigen allocate its packing buffers on every call, and a
 // serial OpenMP region made libgomp allocate a team.
 static long allocations_in_vae_sized_step(int threads) {

@@ -49,8 +49,9 @@ void write(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-vae::IdxArray parse(const std::string& bytes) {
-  return vae::parse_idx(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), "f.idx");
+examples::IdxArray parse(const std::string& bytes) {
+  return examples::parse_idx(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(),
+                             "f.idx");
 }
 
 /// A fresh folder under the build tree for one test.
@@ -112,7 +113,7 @@ TEST_CASE("IDX: a valid file parses, every corruption is named with the file") {
   CHECK(ok.data == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
 
   const auto error = [](const std::string& bytes) {
-    return message_of<vae::DataError>([&] { parse(bytes); });
+    return message_of<examples::DataError>([&] { parse(bytes); });
   };
   CHECK(error(std::string("\0\0", 2)).find("f.idx: too short") == 0);
   CHECK(error(std::string("\1\0\x08\1", 4)).find("not an IDX file") != std::string::npos);
@@ -131,30 +132,30 @@ TEST_CASE("IDX: a valid file parses, every corruption is named with the file") {
 TEST_CASE("IDX: files are read plain or gzip-compressed, missing files and mismatches are errors") {
   const fs::path dir = scratch_dir("idx_files");
   write_dataset(dir, "train", 30, 1);
-  const auto plain = vae::read_idx((dir / "train-images-idx3-ubyte").string());
+  const auto plain = examples::read_idx((dir / "train-images-idx3-ubyte").string());
   // The same bytes gzip-compressed under the .gz name.
   const std::string raw = idx_bytes({30, 8, 8}, plain.data);
   gzFile gz = gzopen((dir / "t10k-images-idx3-ubyte.gz").string().c_str(), "wb");
   gzwrite(gz, raw.data(), unsigned(raw.size()));
   gzclose(gz);
   fs::copy(dir / "train-labels-idx1-ubyte", dir / "t10k-labels-idx1-ubyte");
-  const vae::Dataset test = vae::load_split(dir.string(), "t10k");
+  const examples::Dataset test = examples::load_split(dir.string(), "t10k");
   CHECK(test.images.rows() == 30);
   CHECK(test.images.cols() == 64);
   CHECK(test.images(0, 0) == float(plain.data[0]) / 255.0f);
-  CHECK(vae::load_split(dir.string(), "t10k", 7).images.rows() == 7);
+  CHECK(examples::load_split(dir.string(), "t10k", 7).images.rows() == 7);
 
-  CHECK(message_of<vae::DataError>([&] {
-          vae::load_split(dir.string(), "nope");
+  CHECK(message_of<examples::DataError>([&] {
+          examples::load_split(dir.string(), "nope");
         }).find("not found") != std::string::npos);
   write(dir / "bad-images-idx3-ubyte", idx_bytes({4, 8, 8}, std::vector<std::uint8_t>(256)));
   write(dir / "bad-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}));
-  CHECK(message_of<vae::DataError>([&] {
-          vae::load_split(dir.string(), "bad");
+  CHECK(message_of<examples::DataError>([&] {
+          examples::load_split(dir.string(), "bad");
         }).find("holds 4 images but") != std::string::npos);
   write(dir / "bad-labels-idx1-ubyte", idx_bytes({4}, {1, 2, 3, 12}));
-  CHECK(message_of<vae::DataError>([&] {
-          vae::load_split(dir.string(), "bad");
+  CHECK(message_of<examples::DataError>([&] {
+          examples::load_split(dir.string(), "bad");
         }).find("label 12 at index 3") != std::string::npos);
 }
 
@@ -388,7 +389,7 @@ TEST_CASE("the output folder: stale temporaries removed, unwritable and odd path
 
 TEST_CASE("IDX: the element type is printed in hex, and a gzip bomb is refused by its header") {
   const auto error = [](const std::string& bytes) {
-    return message_of<vae::DataError>([&] { parse(bytes); });
+    return message_of<examples::DataError>([&] { parse(bytes); });
   };
   CHECK(error(std::string("\0\0\x0d\1", 4)).find("element type 0x0D") != std::string::npos);
   const fs::path dir = scratch_dir("idx_bomb");
@@ -402,22 +403,22 @@ TEST_CASE("IDX: the element type is printed in hex, and a gzip bomb is refused b
   };
   // The header promises 6 bytes; 64 MB of zeros follow (64 KB compressed).
   gz_write("bomb.gz", idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6}) + std::string(64 << 20, '\0'));
-  CHECK(message_of<vae::DataError>([&] {
-          vae::read_idx((dir / "bomb.gz").string());
+  CHECK(message_of<examples::DataError>([&] {
+          examples::read_idx((dir / "bomb.gz").string());
         }).find("holds more than the 6 bytes of data its header promises") != std::string::npos);
   // A header that promises more than the reader takes is refused before any data is read.
   gz_write("huge.gz", idx_bytes({65536, 65536}, {}) + std::string(1 << 20, '\0'));
-  CHECK(message_of<vae::DataError>([&] {
-          vae::read_idx((dir / "huge.gz").string());
+  CHECK(message_of<examples::DataError>([&] {
+          examples::read_idx((dir / "huge.gz").string());
         }).find("more than this reader accepts") != std::string::npos);
   // Truncated data behind a valid header.
   gz_write("short.gz", idx_bytes({2, 3}, {1, 2, 3}));
-  CHECK(message_of<vae::DataError>([&] {
-          vae::read_idx((dir / "short.gz").string());
+  CHECK(message_of<examples::DataError>([&] {
+          examples::read_idx((dir / "short.gz").string());
         }).find("truncated: the header promises 6 bytes of data but the file holds 3") !=
         std::string::npos);
   gz_write("good.gz", idx_bytes({2, 3}, {1, 2, 3, 4, 5, 6}));
-  CHECK(vae::read_idx((dir / "good.gz").string()).data ==
+  CHECK(examples::read_idx((dir / "good.gz").string()).data ==
         std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
 }
 

@@ -10,7 +10,7 @@ namespace vae {
 
 using Clock = std::chrono::steady_clock;
 
-double evaluate(CategoricalVae& model, const Dataset& data, Index batch_size, float tau,
+double evaluate(CategoricalVae& model, const examples::Dataset& data, Index batch_size, float tau,
                 gumbel::Generator& noise, Estimator estimator, Index rao_samples, Index keep,
                 Matrix& kept) {
   gumbel::Tape<float> tape;
@@ -33,7 +33,7 @@ double evaluate(CategoricalVae& model, const Dataset& data, Index batch_size, fl
   return total / double(n);
 }
 
-void binarize_bytes(ByteMatrix& bytes, gumbel::Generator gen) {
+void binarize_bytes(examples::ByteMatrix& bytes, gumbel::Generator gen) {
   std::vector<float> u(std::size_t(bytes.cols()));
   for (Index i = 0; i < bytes.rows(); ++i) {
     gen.fill_uniform(u.data(), bytes.cols());
@@ -43,8 +43,8 @@ void binarize_bytes(ByteMatrix& bytes, gumbel::Generator gen) {
   }
 }
 
-gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const Dataset& data, Index samples,
-                                      gumbel::Generator& gen, bool show_progress) {
+gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const examples::Dataset& data,
+                                      Index samples, gumbel::Generator& gen, bool show_progress) {
   const Index n = data.images.rows();
   const ModelShape& shape = model.shape();
   gumbel::Tape<float> tape;

@@ -1,4 +1,5 @@
-// Writing results: atomic file writes, PNG image grids, an SVG loss curve, .npy tensors.
+// Writing results: an SVG loss curve, .npy tensors (atomic file writes and PNG image grids come
+// from examples/common).
 #pragma once
 
 #include <string>
@@ -7,16 +8,13 @@
 #include <gumbel/gumbel.hpp>
 
 #include "files.hpp"
+#include "image_grid.hpp"
 
 namespace vae {
 
 using examples::write_file_atomic;
 
-/// A grid of grayscale images (one image per row of `images`, values in [0, 1], each
-/// height x width), `columns` per grid row, each pixel drawn as scale x scale, as PNG.
-void write_image_grid(const std::string& path, const gumbel::Matrix<float>& images,
-                      gumbel::Index height, gumbel::Index width, gumbel::Index columns,
-                      int scale = 2);
+using examples::write_image_grid;
 
 /// One point of the loss curve.
 struct LossPoint {

@@ -285,18 +285,18 @@ std::vector<EpochRecord> run(const Options& o) {
               << ", starting a new run\n";
   }
 
-  Dataset train = load_split(o.data_dir, "train", o.train_limit);
-  Dataset test = load_split(o.data_dir, "t10k", o.test_limit);
+  examples::Dataset train = examples::load_split(o.data_dir, "train", o.train_limit);
+  examples::Dataset test = examples::load_split(o.data_dir, "t10k", o.test_limit);
   if (o.binarize != "none") {  // the test set is binarized once for either kind
     binarize_bytes(test.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTestStream));
-    test.images = to_unit_range(test.bytes);
+    test.images = examples::to_unit_range(test.bytes);
   }
   if (o.binarize == "fixed") {
     binarize_bytes(train.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTrainStream));
   }
   const bool dynamic = o.binarize == "dynamic";
   if (train.images.cols() != test.images.cols()) {
-    throw DataError(o.data_dir + ": training and test images differ in size");
+    throw examples::DataError(o.data_dir + ": training and test images differ in size");
   }
   const Index n_train = train.images.rows();
 
@@ -369,7 +369,7 @@ std::vector<EpochRecord> run(const Options& o) {
         }
       } else {
         for (Index r = 0; r < rows; ++r) {
-          batch.row(r) = to_unit_range(train.bytes.row(order[std::size_t(begin + r)]));
+          batch.row(r) = examples::to_unit_range(train.bytes.row(order[std::size_t(begin + r)]));
         }
       }
       tau = temperature.at(step, adam.steps());

@@ -35,6 +35,7 @@
 
 #include "gumbel/eval/bounds.hpp"
 
+#include "gumbel/nn/concrete_selector.hpp"
 #include "gumbel/nn/l0_gate.hpp"
 #include "gumbel/nn/linear.hpp"
 #include "gumbel/optim/adam.hpp"

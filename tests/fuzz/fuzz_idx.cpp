@@ -6,11 +6,11 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
-    const vae::IdxArray a = vae::parse_idx(data, size, "fuzz-input");
+    const examples::IdxArray a = examples::parse_idx(data, size, "fuzz-input");
     std::size_t count = 1;
     for (std::uint32_t d : a.dims) count *= d;
     if (count != a.data.size()) __builtin_trap();  // the parser's own promise
-  } catch (const vae::DataError&) {
+  } catch (const examples::DataError&) {
   }
   return 0;
 }

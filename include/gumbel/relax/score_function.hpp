@@ -88,18 +88,21 @@ class MovingAverageBaseline {
 
 namespace detail {
 
-/// mean over entries of signal * log_prob, signal a constant: the surrogate of every estimator.
-template <class T>
-Var<T> score_surrogate(const char* op, const Var<T>& log_prob, const Matrix<T>& signal) {
+/// mean over entries of signal * log_prob, signal a constant of log_prob's shape that
+/// fill_signal(MatrixMap) writes into the tape's scratch memory: the surrogate of every estimator.
+template <class T, class FillSignal>
+Var<T> score_surrogate(const char* op, const Var<T>& log_prob, FillSignal&& fill_signal) {
   Tape<T>& tape = tape_of(op, log_prob);
+  const Index rows = log_prob.rows();
+  const Index cols = log_prob.cols();
+  T* s = tape.scratch(rows * cols);
+  MatrixMap<T> signal(s, rows, cols);
+  fill_signal(signal);
   Var<T> out = tape.make(1, 1, log_prob.requires_grad(), op);
-  const T inv_n = T(1) / T(signal.size());
-  out.value_mut()(0, 0) = (signal.array() * log_prob.value().array()).sum() * inv_n;
+  const T inv_n = T(1) / T(rows * cols);
+  const ConstMatrixMap<T> sm(s, rows, cols);
+  out.value_mut()(0, 0) = (sm.array() * log_prob.value().array()).sum() * inv_n;
   if (!out.requires_grad()) return out;
-  T* s = tape.scratch(signal.size());
-  std::copy_n(signal.data(), signal.size(), s);
-  const Index rows = signal.rows();
-  const Index cols = signal.cols();
   // y = mean(s * lp) ;  dlp += dy s / n
   tape.on_backward(out, [log_prob, out, s, rows, cols, inv_n] {
     const ConstMatrixMap<T> sm(s, rows, cols);
@@ -127,7 +130,8 @@ Var<T> reinforce(const Var<T>& log_prob, const detail::NotDeduced<Matrix<T>>& f,
                  MovingAverageBaseline& baseline) {
   detail::require_same_shape("reinforce", log_prob, f);
   const T b = baseline.started() ? T(baseline.value()) : T(0);
-  Var<T> out = detail::score_surrogate("reinforce", log_prob, Matrix<T>(f.array() - b));
+  Var<T> out = detail::score_surrogate(
+      "reinforce", log_prob, [&](MatrixMap<T>& signal) { signal.array() = f.array() - b; });
   baseline.update(double(f.mean()));
   return out;
 }
@@ -136,7 +140,7 @@ Var<T> reinforce(const Var<T>& log_prob, const detail::NotDeduced<Matrix<T>>& f,
 template <class T>
 Var<T> reinforce(const Var<T>& log_prob, const detail::NotDeduced<Matrix<T>>& f) {
   detail::require_same_shape("reinforce", log_prob, f);
-  return detail::score_surrogate("reinforce", log_prob, f);
+  return detail::score_surrogate("reinforce", log_prob, [&](MatrixMap<T>& signal) { signal = f; });
 }
 
 /// RLOO: each row holds S >= 2 samples of one example (B x S log-probabilities and losses);
@@ -148,9 +152,11 @@ Var<T> rloo(const Var<T>& log_prob, const detail::NotDeduced<Matrix<T>>& f) {
   const Index s = f.cols();
   if (s < 2) detail::fail<ValueError>("rloo", "needs at least 2 samples per row, got ", s);
   // f_s - (sum f - f_s) / (S - 1) = (S f_s - sum f) / (S - 1)
-  const Matrix<T> signal =
-      ((f.array() * T(s)).colwise() - f.rowwise().sum().array()) / T(s - 1);
-  return detail::score_surrogate("rloo", log_prob, signal);
+  return detail::score_surrogate("rloo", log_prob, [&](MatrixMap<T>& signal) {
+    for (Index i = 0; i < f.rows(); ++i) {
+      signal.row(i).array() = (f.row(i).array() * T(s) - f.row(i).sum()) / T(s - 1);
+    }
+  });
 }
 
 }  // namespace gumbel

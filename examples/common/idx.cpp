@@ -8,7 +8,7 @@
 #include <limits>
 #include <memory>
 
-namespace vae {
+namespace examples {
 namespace {
 
 std::uint32_t big_endian_u32(const std::uint8_t* p) {
@@ -192,4 +192,4 @@ Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::In
   return out;
 }
 
-}  // namespace vae
+}  // namespace examples

@@ -9,7 +9,7 @@
 
 #include <gumbel/gumbel.hpp>
 
-namespace vae {
+namespace examples {
 
 /// A data file that is missing, corrupt, truncated or of the wrong kind. The message names the
 /// file and what is wrong with it.
@@ -72,4 +72,4 @@ struct Dataset {
 /// .gz), checks they agree, and keeps at most `limit` examples (0 keeps all).
 Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit = 0);
 
-}  // namespace vae
+}  // namespace examples
