@@ -9,9 +9,8 @@
 namespace examples {
 namespace {
 
-constexpr const char* kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
-                                    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                                    "#17becf", "#bcbd22"};
+constexpr const char* kColours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                                    "#8c564b", "#e377c2", "#7f7f7f", "#17becf", "#bcbd22"};
 
 /// Data range of one axis, in axis units (log10 for a log axis), padded and never empty.
 struct Axis {

@@ -192,4 +192,14 @@ Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::In
   return out;
 }
 
+Splits load_mnist(const std::string& dir, gumbel::Index train_limit, gumbel::Index test_limit) {
+  Splits s{load_split(dir, "train", train_limit), load_split(dir, "t10k", test_limit)};
+  if (s.train.rows != s.test.rows || s.train.cols != s.test.cols) {
+    throw DataError(dir + ": training images are " + std::to_string(s.train.rows) + "x" +
+                    std::to_string(s.train.cols) + ", test images " + std::to_string(s.test.rows) +
+                    "x" + std::to_string(s.test.cols));
+  }
+  return s;
+}
+
 }  // namespace examples

@@ -72,4 +72,15 @@ struct Dataset {
 /// .gz), checks they agree, and keeps at most `limit` examples (0 keeps all).
 Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit = 0);
 
+/// MNIST's training and test splits ("train" and "t10k"), checked to hold images of one size.
+struct Splits {
+  Dataset train;
+  Dataset test;
+};
+
+/// load_split of both splits (at most `train_limit` and `test_limit` examples; 0 keeps all);
+/// DataError naming `dir` when their images differ in size.
+Splits load_mnist(const std::string& dir, gumbel::Index train_limit = 0,
+                  gumbel::Index test_limit = 0);
+
 }  // namespace examples

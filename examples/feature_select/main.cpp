@@ -20,6 +20,7 @@
 #include "files.hpp"
 #include "idx.hpp"
 #include "image_grid.hpp"
+#include "shuffle.hpp"
 
 namespace {
 
@@ -64,15 +65,6 @@ void gather(const Mat& images, const std::vector<Index>& order, Index begin, Mat
   }
 }
 
-/// A fresh permutation of 0..n-1 per epoch (Fisher-Yates on the generator's uniforms).
-void shuffle(std::vector<Index>& order, gumbel::Generator& gen) {
-  std::iota(order.begin(), order.end(), Index{0});
-  for (Index i = Index(order.size()) - 1; i > 0; --i) {
-    const double u = gen.uniform<double>(1, 1, 0.0, 1.0)(0, 0);
-    std::swap(order[std::size_t(i)], order[std::size_t(Index(u * double(i + 1)))]);
-  }
-}
-
 struct Result {
   std::string name;
   std::vector<Index> pixels;
@@ -114,7 +106,7 @@ Result train(const std::string& name, const examples::Dataset& train_set,
   };
   std::int64_t step = 0;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    shuffle(order, shuffler);
+    examples::shuffle(order, shuffler);
     double loss_sum = 0;
     for (Index s = 0; s < steps_per_epoch; ++s, ++step) {
       gather(train_set.images, order, s * o.batch_size, batch);
@@ -210,12 +202,13 @@ int main(int argc, char** argv) try {
   Eigen::setNbThreads(1);
   std::filesystem::create_directories(o.out);
   examples::require_writable_dir(o.out);
-  const examples::Dataset train_set = examples::load_split(o.data, "train", o.train_limit);
-  const examples::Dataset test_set = examples::load_split(o.data, "t10k", o.test_limit);
+  const examples::Splits data = examples::load_mnist(o.data, o.train_limit, o.test_limit);
+  const examples::Dataset& train_set = data.train;
+  const examples::Dataset& test_set = data.test;
   const Index pixels = train_set.images.cols();
-  if (test_set.images.cols() != pixels || o.k > pixels) {
-    std::fprintf(stderr, "feature_select: %ld pixels per image (test %ld) for k = %ld\n",
-                 long(pixels), long(test_set.images.cols()), long(o.k));
+  if (o.k > pixels) {
+    std::fprintf(stderr, "feature_select: -k %ld exceeds the %ld pixels of an image\n", long(o.k),
+                 long(pixels));
     return 2;
   }
   if (train_set.images.rows() < o.batch_size) {

@@ -22,6 +22,7 @@
 #include "files.hpp"
 #include "idx.hpp"
 #include "image_grid.hpp"
+#include "shuffle.hpp"
 
 namespace {
 
@@ -86,14 +87,6 @@ struct Result {
   Mat gates1, gates2;  // test-time gates
 };
 
-void shuffle(std::vector<Index>& order, gumbel::Generator& gen) {
-  std::iota(order.begin(), order.end(), Index{0});
-  for (Index i = Index(order.size()) - 1; i > 0; --i) {
-    const double u = gen.uniform<double>(1, 1, 0.0, 1.0)(0, 0);
-    std::swap(order[std::size_t(i)], order[std::size_t(Index(u * double(i + 1)))]);
-  }
-}
-
 /// Trains one model (gated when lambda > 0) and scores it on the test set.
 Result train(double lambda, const examples::Dataset& train_set, const examples::Dataset& test_set,
              const Options& o) {
@@ -114,7 +107,7 @@ Result train(double lambda, const examples::Dataset& train_set, const examples::
   gumbel::Tape<float> tape;
   gumbel::Generator noise(o.seed, 2), shuffler(o.seed, 3);
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    shuffle(order, shuffler);
+    examples::shuffle(order, shuffler);
     double loss_sum = 0;
     const Index steps = n / o.batch_size;
     for (Index s = 0; s < steps; ++s) {
@@ -201,13 +194,12 @@ int main(int argc, char** argv) try {
   Eigen::setNbThreads(1);
   std::filesystem::create_directories(o.out);
   examples::require_writable_dir(o.out);
-  const examples::Dataset train_set = examples::load_split(o.data, "train", o.train_limit);
-  const examples::Dataset test_set = examples::load_split(o.data, "t10k", o.test_limit);
-  if (train_set.images.rows() < o.batch_size || test_set.images.cols() != train_set.images.cols()) {
-    std::fprintf(stderr,
-                 "l0_prune: %ld training images of %ld pixels (test %ld) for a batch of %ld\n",
-                 long(train_set.images.rows()), long(train_set.images.cols()),
-                 long(test_set.images.cols()), long(o.batch_size));
+  const examples::Splits data = examples::load_mnist(o.data, o.train_limit, o.test_limit);
+  const examples::Dataset& train_set = data.train;
+  const examples::Dataset& test_set = data.test;
+  if (train_set.images.rows() < o.batch_size) {
+    std::fprintf(stderr, "l0_prune: %ld training images, fewer than a batch of %ld\n",
+                 long(train_set.images.rows()), long(o.batch_size));
     return 2;
   }
   const auto start = std::chrono::steady_clock::now();

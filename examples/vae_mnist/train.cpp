@@ -19,6 +19,7 @@
 #include "files.hpp"
 #include "idx.hpp"
 #include "output.hpp"
+#include "shuffle.hpp"
 
 namespace vae {
 namespace {
@@ -285,8 +286,9 @@ std::vector<EpochRecord> run(const Options& o) {
               << ", starting a new run\n";
   }
 
-  examples::Dataset train = examples::load_split(o.data_dir, "train", o.train_limit);
-  examples::Dataset test = examples::load_split(o.data_dir, "t10k", o.test_limit);
+  examples::Splits splits = examples::load_mnist(o.data_dir, o.train_limit, o.test_limit);
+  examples::Dataset& train = splits.train;
+  examples::Dataset& test = splits.test;
   if (o.binarize != "none") {  // the test set is binarized once for either kind
     binarize_bytes(test.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTestStream));
     test.images = examples::to_unit_range(test.bytes);
@@ -295,9 +297,6 @@ std::vector<EpochRecord> run(const Options& o) {
     binarize_bytes(train.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTrainStream));
   }
   const bool dynamic = o.binarize == "dynamic";
-  if (train.images.cols() != test.images.cols()) {
-    throw examples::DataError(o.data_dir + ": training and test images differ in size");
-  }
   const Index n_train = train.images.rows();
 
   ModelShape shape;
@@ -346,12 +345,7 @@ std::vector<EpochRecord> run(const Options& o) {
     gumbel::Generator shuffle(o.seed, kShuffleStream + std::uint64_t(epoch));
     gumbel::Generator noise(o.seed, kNoiseStream + std::uint64_t(epoch));
     gumbel::Generator pixels(o.seed, kDynamicStream + std::uint64_t(epoch));
-    std::iota(order.begin(), order.end(), Index{0});
-    for (Index i = n_train - 1; i > 0; --i) {  // Fisher-Yates
-      double u;
-      shuffle.fill_uniform(&u, 1);
-      std::swap(order[std::size_t(i)], order[std::size_t(Index(u * double(i + 1)))]);
-    }
+    examples::shuffle(order, shuffle);
 
     Progress bar(int(epoch), steps, o.quiet);
     const auto start = Clock::now();

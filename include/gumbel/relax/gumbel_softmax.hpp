@@ -167,6 +167,19 @@ void perturb_rows(const char* op, const SamplingNode<T>& node, const Var<T>& log
                  });
 }
 
+/// Writes the one-hot of argmax(logits + g) of every row (an exact sample of softmax(logits),
+/// Gumbel-max) to out, over the perturbed logits.
+template <class T>
+void write_gumbel_max(const char* op, const SamplingNode<T>& node, const Var<T>& logits,
+                      const Generator& gen, T* out) {
+  perturb_blocks(op, node, logits, gen, out, node.k, [&](Index, Index rows, T* block) {
+    Index argmax[kMaxBlockRows];
+    const Index bad = block_argmax(block, rows, node.k, argmax);
+    if (bad < 0) write_one_hot(block, rows, node.k, argmax);
+    return bad;
+  });
+}
+
 /// gumbel_softmax with the temperature given as a number (`tau_var` empty) or a 1x1 variable.
 template <class T>
 Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, Generator& gen,
@@ -180,12 +193,7 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
   if (hard && !node.out.requires_grad()) {
     // No backward will read the soft sample: the value is the one-hot of the perturbed logits'
     // argmax (Gumbel-max), written over them.
-    perturb_blocks(op, node, logits, gen, out, k, [&](Index, Index rows, T* block) {
-      Index argmax[kMaxBlockRows];
-      const Index bad = block_argmax(block, rows, k, argmax);
-      if (bad < 0) write_one_hot(block, rows, k, argmax);
-      return bad;
-    });
+    write_gumbel_max(op, node, logits, gen, out);
     return node.out;
   }
   T* soft = hard ? node.tape->scratch(node.rows * k) : out;

@@ -32,12 +32,7 @@ Var<T> straight_through_node(const char* op, StraightThrough kind, const Var<T>&
   const Index k = node.k;
   T* out = node.out.value_mut().data();
   if (!node.out.requires_grad()) {
-    perturb_blocks(op, node, logits, gen, out, k, [&](Index, Index rows, T* block) {
-      Index argmax[kMaxBlockRows];
-      const Index bad = block_argmax(block, rows, k, argmax);
-      if (bad < 0) write_one_hot(block, rows, k, argmax);
-      return bad;
-    });
+    write_gumbel_max(op, node, logits, gen, out);
     return node.out;
   }
   // plain: p = softmax(l / tau).  reinmax: pi0 = softmax(l), pi1 = (D + softmax(l / tau)) / 2.
