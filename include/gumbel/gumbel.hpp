@@ -10,10 +10,12 @@
 
 #include "gumbel/ops/activation.hpp"
 #include "gumbel/ops/elementwise.hpp"
+#include "gumbel/ops/indexing.hpp"
 #include "gumbel/ops/linalg.hpp"
 #include "gumbel/ops/loss.hpp"
 #include "gumbel/ops/reduce.hpp"
 #include "gumbel/ops/reshape.hpp"
+#include "gumbel/ops/slice.hpp"
 #include "gumbel/ops/softmax.hpp"
 
 #include "gumbel/core/parallel.hpp"
@@ -36,6 +38,7 @@
 #include "gumbel/eval/bounds.hpp"
 
 #include "gumbel/nn/concrete_selector.hpp"
+#include "gumbel/nn/dropout.hpp"
 #include "gumbel/nn/l0_gate.hpp"
 #include "gumbel/nn/linear.hpp"
 #include "gumbel/optim/adam.hpp"

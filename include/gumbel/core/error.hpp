@@ -56,4 +56,9 @@ template <class E = ValueError, class... Parts>
 }
 
 }  // namespace detail
+
+/// For writing ops: throws E ("gumbel::<op>: " and the streamed parts), e.g.
+/// fail<ShapeError>("myop", "got ", shape_str(r, c)).
+using detail::fail;
+
 }  // namespace gumbel

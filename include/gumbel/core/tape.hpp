@@ -318,9 +318,14 @@ class Tape {
   }
 
   /// Arena memory for `count` values, valid until clear() (intermediates a backward needs).
-  T* scratch(Index count) {
+  T* scratch(Index count) { return scratch_of<T>(count); }
+
+  /// The same for `count` objects of another trivially destructible type (indices, flags).
+  template <class U>
+  U* scratch_of(Index count) {
+    static_assert(std::is_trivially_destructible_v<U>, "scratch memory is never destroyed");
     if (count < 0) throw std::bad_array_new_length();
-    return arena_.allocate_array<T>(static_cast<std::size_t>(count));
+    return arena_.allocate_array<U>(static_cast<std::size_t>(count));
   }
 
   /// Throws unless `v` is a live variable of this tape.
@@ -384,6 +389,23 @@ class Tape {
   bool grad_enabled_ = true;
 };
 
+/// Turns off gradient recording on a tape for its scope and restores the previous setting when
+/// it ends (as torch::NoGradGuard, but per tape: other tapes are unaffected).
+template <class T>
+class NoGradGuard {
+ public:
+  explicit NoGradGuard(Tape<T>& tape) : tape_(tape), previous_(tape.grad_enabled()) {
+    tape.set_grad_enabled(false);
+  }
+  ~NoGradGuard() { tape_.set_grad_enabled(previous_); }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  Tape<T>& tape_;
+  bool previous_;
+};
+
 namespace detail {
 
 /// The common tape of an op's operands, or a TapeError naming the op.
@@ -414,4 +436,8 @@ void require_same_shape(const char* op, const Var<T>& a, const Var<T>& b) {
 }
 
 }  // namespace detail
+
+/// For writing ops: the tape the operands share, or a TapeError naming the op (an empty or
+/// cleared variable, or operands of different tapes).
+using detail::tape_of;
 }  // namespace gumbel

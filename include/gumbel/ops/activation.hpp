@@ -1,4 +1,4 @@
-// Activation functions: relu, sigmoid, tanh.
+// Activation functions: relu, sigmoid, tanh, softplus.
 #pragma once
 
 #include "gumbel/ops/elementwise.hpp"
@@ -31,6 +31,15 @@ Var<T> tanh(const Var<T>& x) {
   return detail::unary(
       "tanh", x, [](const auto& v) { return v.tanh(); },
       [](const auto&, const auto& y, const auto& dy) { return dy * (T(1) - y.square()); });
+}
+
+/// y = ln(1 + e^x) = max(x, 0) + log1p(e^-|x|) ;  dx += dy sigmoid(x)
+template <class T>
+Var<T> softplus(const Var<T>& x) {
+  return detail::unary(
+      "softplus", x,
+      [](const auto& v) { return v.max(T(0)) + detail::exp_flush(-v.abs()).log1p(); },
+      [](const auto& v, const auto&, const auto& dy) { return dy * detail::sigmoid_exact(v); });
 }
 
 }  // namespace gumbel

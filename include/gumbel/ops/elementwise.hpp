@@ -1,10 +1,11 @@
 // Elementwise arithmetic: add, sub, mul, div (with broadcasting), scaling and shifting by a
-// number, exp, log, square, and the operators + - * / on variables.
+// number, exp, log, square, sqrt, abs, pow, clamp, and the operators + - * / on variables.
 //
 // Broadcasting: an operand of shape 1xn (a row, e.g. a bias), mx1 (a column) or 1x1 (a scalar)
 // is repeated to the other operand's shape; the gradient it receives is summed back.
 #pragma once
 
+#include <cmath>
 #include <type_traits>
 
 #include "gumbel/core/numeric.hpp"
@@ -20,7 +21,7 @@ using NotDeduced = typename std::common_type<T>::type;
 template <class T, class Forward, class Grad>
 Var<T> unary(const char* op, const Var<T>& x, Forward forward, Grad grad) {
   Tape<T>& tape = tape_of(op, x);
-  Var<T> y = tape.make(x.rows(), x.cols(), x.requires_grad());
+  Var<T> y = tape.make(x.rows(), x.cols(), x.requires_grad(), op);
   y.value_mut().array() = forward(x.value().array());
   tape.on_backward(y, [x, y, grad] {
     const auto xv = x.value();
@@ -131,6 +132,21 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
 
 }  // namespace detail
 
+/// A user-defined elementwise op y = f(x): `forward(x)` and `grad(x, y, dy)` (the contribution
+/// to dx) take Eigen array expressions; `name` is the op's name in error messages.
+template <class T, class Forward, class Grad>
+Var<T> elementwise(const char* name, const Var<T>& x, Forward forward, Grad grad) {
+  return detail::unary(name, x, forward, grad);
+}
+
+/// The same with two operands, broadcast as in add: `grad_a(a, b, y, dy)` and
+/// `grad_b(a, b, y, dy)` are the contributions to da and db.
+template <class T, class Forward, class GradA, class GradB>
+Var<T> elementwise(const char* name, const Var<T>& a, const Var<T>& b, Forward forward,
+                   GradA grad_a, GradB grad_b) {
+  return detail::binary(name, a, b, forward, grad_a, grad_b);
+}
+
 /// y = a + b ;  da += dy, db += dy
 template <class T>
 Var<T> add(const Var<T>& a, const Var<T>& b) {
@@ -205,6 +221,51 @@ Var<T> square(const Var<T>& x) {
   return detail::unary(
       "square", x, [](const auto& v) { return v.square(); },
       [](const auto& v, const auto&, const auto& dy) { return T(2) * v * dy; });
+}
+
+/// y = sqrt(x) ;  dx += dy / (2 y)  (NaN for x < 0; +inf gradient at 0, as PyTorch)
+template <class T>
+Var<T> sqrt(const Var<T>& x) {
+  return detail::unary(
+      "sqrt", x, [](const auto& v) { return v.sqrt(); },
+      [](const auto&, const auto& y, const auto& dy) { return dy / (T(2) * y); });
+}
+
+/// y = |x| ;  dx += dy sign(x)  (0 at x = 0, as PyTorch)
+template <class T>
+Var<T> abs(const Var<T>& x) {
+  return detail::unary(
+      "abs", x, [](const auto& v) { return v.abs(); },
+      [](const auto& v, const auto&, const auto& dy) {
+        return (v > T(0)).select(dy, (v < T(0)).select(-dy, T(0)));
+      });
+}
+
+/// y = x^p for a number p ;  dx += dy p x^(p - 1)  (p = 0: y = 1 and no gradient, as PyTorch)
+template <class T>
+Var<T> pow(const Var<T>& x, detail::NotDeduced<T> p) {
+  if (std::isnan(p)) detail::fail<ValueError>("pow", "the exponent is NaN");
+  if (p == T(0)) {
+    return detail::unary(
+        "pow", x, [](const auto& v) { return v.pow(T(0)); },
+        [](const auto&, const auto&, const auto& dy) { return dy * T(0); });
+  }
+  return detail::unary(
+      "pow", x, [p](const auto& v) { return v.pow(p); },
+      [p](const auto& v, const auto&, const auto& dy) { return dy * p * v.pow(p - T(1)); });
+}
+
+/// y = min(max(x, lo), hi) ;  dx += dy where lo <= x <= hi (PyTorch's rule); NaN stays NaN
+template <class T>
+Var<T> clamp(const Var<T>& x, detail::NotDeduced<T> lo, detail::NotDeduced<T> hi) {
+  if (!(lo <= hi)) {
+    detail::fail<ValueError>("clamp", "lo = ", lo, " must not exceed hi = ", hi, " (nor be NaN)");
+  }
+  return detail::unary(
+      "clamp", x, [lo, hi](const auto& v) { return (v < lo).select(lo, (v > hi).select(hi, v)); },
+      [lo, hi](const auto& v, const auto&, const auto& dy) {
+        return ((v >= lo) && (v <= hi)).select(dy, T(0));
+      });
 }
 
 template <class T>

@@ -1,4 +1,5 @@
-// Reshape: the same row-major elements seen under another shape.
+// Reshape (the same row-major elements seen under another shape) and detach (the same values
+// without a gradient).
 #pragma once
 
 #include "gumbel/core/sizes.hpp"
@@ -16,6 +17,15 @@ Var<T> reshape(const Var<T>& x, Index rows, Index cols) {
                              x.size(), " elements) as ", shape_str(rows, cols));
   }
   return tape.alias(x, rows, cols);
+}
+
+/// y = x as a constant: the same values, and no gradient flows back to x (a copy)
+template <class T>
+Var<T> detach(const Var<T>& x) {
+  Tape<T>& tape = detail::tape_of("detach", x);
+  Var<T> y = tape.make(x.rows(), x.cols(), false, "detach");
+  y.value_mut() = x.value();
+  return y;
 }
 
 }  // namespace gumbel

@@ -1,5 +1,6 @@
 // softmax and log_softmax over each row. Rows may hold -inf (masked classes); a row needs at
 // least one finite entry, and +inf or NaN is rejected rather than turned into NaN outputs.
+// logsumexp of each row, which accepts any row (as PyTorch).
 #pragma once
 
 #include <cmath>
@@ -97,6 +98,34 @@ Var<T> log_softmax(const Var<T>& x) {
     auto dx = x.grad_sink();
     for (Index i = 0; i < dy.rows(); ++i) {
       dx.add_row(i, dy.row(i).array() - p.row(i).array() * dy.row(i).sum());
+    }
+  });
+  return y;
+}
+
+/// y_i = ln sum_j e^(x_ij) per row (rows x 1), computed around the row's maximum ;
+/// dx_ij += dy_i e^(x_ij - y_i). A row of -inf gives -inf (gradient 0), a +inf gives +inf, NaN
+/// gives NaN, as PyTorch.
+template <class T>
+Var<T> logsumexp(const Var<T>& x) {
+  Tape<T>& tape = detail::tape_of("logsumexp", x);
+  detail::require_classes("logsumexp", x);
+  Var<T> y = tape.make(x.rows(), 1, x.requires_grad(), "logsumexp");
+  const auto xv = x.value();
+  auto yv = y.value_mut();
+  for (Index i = 0; i < x.rows(); ++i) {
+    const T m = xv.row(i).template maxCoeff<Eigen::PropagateNaN>();
+    yv(i, 0) = std::isfinite(m) ? m + std::log(detail::exp_flush(xv.row(i).array() - m).sum()) : m;
+  }
+  tape.on_backward(y, [x, y] {
+    const auto xm = x.value();
+    const auto ym = y.value();
+    const auto dy = y.grad();
+    auto dx = x.grad_sink();
+    for (Index i = 0; i < xm.rows(); ++i) {
+      const auto row = xm.row(i).array();
+      dx.add_row(i, (row > -std::numeric_limits<T>::infinity())
+                        .select(detail::exp_flush(row - ym(i, 0)) * dy(i, 0), T(0)));
     }
   });
   return y;
