@@ -1,10 +1,16 @@
 // Fits y = 2x + 1 with one linear layer; exits non-zero unless it learned it.
 #include <gumbel/gumbel.hpp>
+#include <gumbel/version.hpp>
 
 #include <cmath>
 #include <iostream>
 
+static_assert(GUMBEL_VERSION == GUMBEL_VERSION_MAJOR * 10000 + GUMBEL_VERSION_MINOR * 100 +
+                                    GUMBEL_VERSION_PATCH,
+              "GUMBEL_VERSION is assembled from its parts");
+
 int main() {
+  std::cout << "consumer: gumbel " << GUMBEL_VERSION_STRING << "\n";
   gumbel::Generator gen(1);
   gumbel::nn::Linear<double> layer(1, 1, gen);
   gumbel::optim::SGDOptions<double> options;
