@@ -28,7 +28,14 @@ CategoricalVae::CategoricalVae(const ModelShape& shape, gumbel::Generator& init)
       enc3_(shape.hidden2, shape.latents * shape.classes, init),
       dec1_(shape.latents * shape.classes, shape.hidden2, init),
       dec2_(shape.hidden2, shape.hidden1, init),
-      dec3_(shape.hidden1, shape.pixels, init) {}
+      dec3_(shape.hidden1, shape.pixels, init) {
+  register_module("enc1", enc1_);
+  register_module("enc2", enc2_);
+  register_module("enc3", enc3_);
+  register_module("dec1", dec1_);
+  register_module("dec2", dec2_);
+  register_module("dec3", dec3_);
+}
 
 Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& noise,
                                 Estimator estimator, Index rao_samples) {
@@ -82,14 +89,6 @@ Eigen::VectorXd CategoricalVae::log_likelihood(const Var& z, const Var& x) {
 
 Var CategoricalVae::decode(const Var& z) {
   return gumbel::sigmoid(dec3_(gumbel::relu(dec2_(gumbel::relu(dec1_(z))))));
-}
-
-gumbel::ParameterList<float> CategoricalVae::parameters() {
-  gumbel::ParameterList<float> all;
-  for (auto* layer : {&enc1_, &enc2_, &enc3_, &dec1_, &dec2_, &dec3_}) {
-    for (auto* p : layer->parameters()) all.push_back(p);
-  }
-  return all;
 }
 
 }  // namespace vae

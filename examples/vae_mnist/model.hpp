@@ -44,7 +44,8 @@ struct Forward {
   float kl = 0;
 };
 
-class CategoricalVae {
+/// A module tree of six layers, named enc1..enc3 and dec1..dec3 (enc1.weight, enc1.bias, ...).
+class CategoricalVae : public gumbel::nn::Module<float> {
  public:
   CategoricalVae(const ModelShape& shape, gumbel::Generator& init);
 
@@ -66,7 +67,6 @@ class CategoricalVae {
   /// under the decoder's output for the codes `z` (R x N K), summed over pixels, in double.
   Eigen::VectorXd log_likelihood(const Var& z, const Var& x);
 
-  gumbel::ParameterList<float> parameters();
   const ModelShape& shape() const { return shape_; }
 
  private:

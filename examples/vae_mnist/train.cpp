@@ -472,12 +472,8 @@ std::vector<EpochRecord> run(const Options& o) {
   // The trained weights as .npy files, loadable with numpy.load or torch.from_numpy.
   const fs::path weights = out_dir / "weights";
   fs::create_directories(weights);
-  const char* names[] = {"enc1", "enc2", "enc3", "dec1", "dec2", "dec3"};
-  const auto params = model.parameters();
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const std::string file =
-        std::string(names[i / 2]) + (i % 2 == 0 ? ".weight" : ".bias") + ".npy";
-    write_file_atomic((weights / file).string(), npy_bytes(params[i]->value));
+  for (const auto& [name, param] : model.named_parameters()) {
+    write_file_atomic((weights / (name + ".npy")).string(), npy_bytes(param->value));
   }
   return progress.history;
 }

@@ -41,6 +41,8 @@
 #include "gumbel/nn/dropout.hpp"
 #include "gumbel/nn/l0_gate.hpp"
 #include "gumbel/nn/linear.hpp"
+#include "gumbel/nn/module.hpp"
+#include "gumbel/nn/sequential.hpp"
 #include "gumbel/optim/adam.hpp"
 #include "gumbel/optim/sgd.hpp"
 

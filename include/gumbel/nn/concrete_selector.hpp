@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "gumbel/core/parameter.hpp"
+#include "gumbel/nn/module.hpp"
 #include "gumbel/ops/linalg.hpp"
 #include "gumbel/random/generator.hpp"
 #include "gumbel/relax/gumbel_softmax.hpp"
@@ -18,7 +19,7 @@ namespace gumbel::nn {
 /// start from Glorot's normal initialisation, N(0, 2 / (k + inputs)), as the authors' code.
 /// Anneal tau from about 10 to 0.01 (ExponentialDecay) so that the selections harden.
 template <class T>
-class ConcreteSelector {
+class ConcreteSelector : public Module<T> {
  public:
   ConcreteSelector(Index inputs, Index k, Generator& gen) {
     if (inputs <= 0 || k <= 0) {
@@ -57,7 +58,6 @@ class ConcreteSelector {
 
   Index inputs() const { return logits.cols(); }
   Index k() const { return logits.rows(); }
-  ParameterList<T> parameters() { return {&logits}; }
 
   Parameter<T> logits;
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "gumbel/core/tape.hpp"
+#include "gumbel/nn/module.hpp"
 #include "gumbel/ops/elementwise.hpp"
 #include "gumbel/random/generator.hpp"
 
@@ -26,5 +27,21 @@ Var<T> dropout(const Var<T>& x, double p, Generator& gen, bool training) {
   mv = (mv < keep).template cast<T>() * factor;
   return mul(x, mask);
 }
+
+/// Dropout as a layer: nn::dropout with its own p and generator, active in training mode.
+template <class T>
+class Dropout : public Layer<T> {
+ public:
+  Dropout(double p, Generator& gen) : p_(p), gen_(&gen) {
+    if (!(p >= 0) || !(p <= 1)) {
+      detail::fail<ValueError>("nn::Dropout", "p = ", p, " must lie in [0, 1]");
+    }
+  }
+  Var<T> forward(const Var<T>& x) override { return dropout(x, p_, *gen_, this->is_training()); }
+
+ private:
+  double p_;
+  Generator* gen_;
+};
 
 }  // namespace gumbel::nn

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "gumbel/core/parameter.hpp"
+#include "gumbel/nn/module.hpp"
 #include "gumbel/ops/elementwise.hpp"
 #include "gumbel/ops/reduce.hpp"
 #include "gumbel/random/generator.hpp"
@@ -18,7 +19,7 @@ namespace gumbel::nn {
 /// `log_alpha` (1 x features) starts at N(ln(keep / (1 - keep)), 0.01^2), keep = 0.5 by default
 /// (the paper's initial drop rate 0.5), drawn from `gen`.
 template <class T>
-class L0Gate {
+class L0Gate : public Module<T> {
  public:
   L0Gate(Index features, Generator& gen, double keep = 0.5, HardConcreteOptions options = {})
       : options_(options) {
@@ -31,6 +32,12 @@ class L0Gate {
     detail::require_hard_concrete("nn::L0Gate", options);
     log_alpha = Parameter<T>(gen.normal<T>(1, features, T(std::log(keep / (1 - keep))), T(0.01)),
                              "log_alpha");
+    this->register_parameter("log_alpha", log_alpha);
+  }
+
+  /// As below, in the module's mode (is_training()).
+  Var<T> operator()(const Var<T>& x, Generator& gen) {
+    return (*this)(x, gen, this->is_training());
   }
 
   /// Records the gated x (B x features) on x's tape; `training` draws the gates from `gen`.
@@ -59,7 +66,6 @@ class L0Gate {
 
   Index features() const { return log_alpha.cols(); }
   const HardConcreteOptions& options() const { return options_; }
-  ParameterList<T> parameters() { return {&log_alpha}; }
 
   Parameter<T> log_alpha;
 
