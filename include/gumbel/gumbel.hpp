@@ -46,4 +46,7 @@
 #include "gumbel/optim/adam.hpp"
 #include "gumbel/optim/sgd.hpp"
 
+#include "gumbel/io/npz.hpp"
+#include "gumbel/io/save.hpp"
+
 #include "gumbel/check/gradcheck.hpp"

@@ -83,6 +83,8 @@ class Adam {
   void set_steps(std::int64_t steps) { steps_ = steps; }
   std::vector<Matrix<T>>& first_moments() { return m_; }
   std::vector<Matrix<T>>& second_moments() { return v_; }
+  const std::vector<Matrix<T>>& first_moments() const { return m_; }
+  const std::vector<Matrix<T>>& second_moments() const { return v_; }
   const ParameterList<T>& parameters() const { return params_; }
 
  private:

@@ -1,0 +1,137 @@
+// Saving and loading a model's parameters and Adam's state by name, as .npz (io/npz.hpp), in
+// PyTorch's naming: a module's parameters under their dotted names (encoder.fc1.weight), and
+// for Adam "<name>.exp_avg", "<name>.exp_avg_sq" and "step", as torch.optim.Adam's state holds.
+// Loading checks every name, shape and element type before it changes anything.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "gumbel/io/npz.hpp"
+#include "gumbel/nn/module.hpp"
+#include "gumbel/optim/adam.hpp"
+
+namespace gumbel::io {
+namespace detail {
+
+/// What a file must hold: an array of this name, shape and element size.
+struct Expected {
+  std::string name;
+  Index rows, cols;
+  int itemsize;
+};
+
+/// The arrays of `path` by name, checked against `expected`: every name present, no other
+/// name, the element type, the shape (a 1-D array of n, as PyTorch stores a bias, fits 1 x n;
+/// a 0-D one 1 x 1). FileError naming the file and the array.
+inline std::map<std::string, NpyArray> checked_arrays(const std::string& path,
+                                                      const std::vector<Expected>& expected) {
+  std::map<std::string, NpyArray> by_name;
+  for (NpyArray& a : load_npz(path)) {
+    const std::string name = a.name;
+    if (!by_name.emplace(name, std::move(a)).second) {
+      throw FileError(path + ": the array " + name + " appears twice");
+    }
+  }
+  for (const Expected& e : expected) {
+    const auto found = by_name.find(e.name);
+    if (found == by_name.end()) throw FileError(path + ": no array named " + e.name);
+    const NpyArray& a = found->second;
+    if (a.itemsize != e.itemsize) {
+      throw FileError(path + ": " + e.name + " holds float" + std::to_string(8 * a.itemsize) +
+                      " values, float" + std::to_string(8 * e.itemsize) + " are needed");
+    }
+    const bool fits = a.dims == 2 ? a.rows == e.rows : e.rows == 1;
+    if (!fits || a.cols != e.cols) {
+      throw FileError(path + ": " + e.name + " has shape " +
+                      (a.dims == 2 ? shape_str(a.rows, a.cols)
+                                   : "(" + (a.dims == 1 ? std::to_string(a.cols) : "") + ")") +
+                      ", " + shape_str(e.rows, e.cols) + " is needed");
+    }
+  }
+  for (const auto& [name, array] : by_name) {
+    bool known = false;
+    for (const Expected& e : expected) known = known || e.name == name;
+    if (!known) throw FileError(path + ": the array " + name + " belongs to nothing loaded here");
+  }
+  return by_name;
+}
+
+/// The optimizer's parameters must be the module's, in order.
+template <class T>
+void require_same_parameters(const std::string& path, const optim::Adam<T>& adam,
+                             const typename nn::Module<T>::NamedParameters& named) {
+  const ParameterList<T>& params = adam.parameters();
+  if (params.size() != named.size()) {
+    throw FileError(path + ": the optimizer has " + std::to_string(params.size()) +
+                    " parameters, the module " + std::to_string(named.size()));
+  }
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    if (params[i] != named[i].second) {
+      throw FileError(path + ": the optimizer's parameter " + std::to_string(i) + " is not the " +
+                      "module's " + named[i].first);
+    }
+  }
+}
+
+}  // namespace detail
+
+/// Writes every parameter of `module` under its dotted name (numpy.load(path)["fc1.weight"]).
+template <class T>
+void save(const nn::Module<T>& module, const std::string& path) {
+  std::vector<NpyArray> arrays;
+  for (const auto& [name, p] : module.named_parameters()) arrays.push_back(to_npy(name, p->value));
+  save_npz(path, arrays);
+}
+
+/// Reads every parameter of `module` from `path` (written by save, or by numpy.savez of a
+/// PyTorch state_dict). All names, shapes and element types are checked first: on any error
+/// nothing is changed.
+template <class T>
+void load(nn::Module<T>& module, const std::string& path) {
+  const auto named = module.named_parameters();
+  std::vector<detail::Expected> expected;
+  for (const auto& [name, p] : named) expected.push_back({name, p->rows(), p->cols(), int(sizeof(T))});
+  const auto arrays = detail::checked_arrays(path, expected);
+  for (const auto& [name, p] : named) p->value = arrays.at(name).template matrix<T>();
+}
+
+/// Writes Adam's state for the parameters of `module` (which must be the optimizer's, in
+/// order): "<name>.exp_avg", "<name>.exp_avg_sq" and "step" (1 x 1, float64).
+template <class T>
+void save(const optim::Adam<T>& adam, const nn::Module<T>& module, const std::string& path) {
+  const auto named = module.named_parameters();
+  detail::require_same_parameters(path, adam, named);
+  std::vector<NpyArray> arrays;
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    arrays.push_back(to_npy(named[i].first + ".exp_avg", adam.first_moments()[i]));
+    arrays.push_back(to_npy(named[i].first + ".exp_avg_sq", adam.second_moments()[i]));
+  }
+  arrays.push_back(to_npy("step", Matrix<double>::Constant(1, 1, double(adam.steps()))));
+  save_npz(path, arrays);
+}
+
+/// Reads Adam's state written by save(adam, module, path), checked like load(module, path).
+template <class T>
+void load(optim::Adam<T>& adam, const nn::Module<T>& module, const std::string& path) {
+  const auto named = module.named_parameters();
+  detail::require_same_parameters(path, adam, named);
+  std::vector<detail::Expected> expected{{"step", 1, 1, 8}};
+  for (const auto& [name, p] : named) {
+    expected.push_back({name + ".exp_avg", p->rows(), p->cols(), int(sizeof(T))});
+    expected.push_back({name + ".exp_avg_sq", p->rows(), p->cols(), int(sizeof(T))});
+  }
+  const auto arrays = detail::checked_arrays(path, expected);
+  const double steps = arrays.at("step").matrix<double>()(0, 0);
+  if (!(steps >= 0 && steps < 9.0e15) || steps != double(std::int64_t(steps))) {
+    throw FileError(path + ": step = " + std::to_string(steps) + " is not a count");
+  }
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    adam.first_moments()[i] = arrays.at(named[i].first + ".exp_avg").template matrix<T>();
+    adam.second_moments()[i] = arrays.at(named[i].first + ".exp_avg_sq").template matrix<T>();
+  }
+  adam.set_steps(std::int64_t(steps));
+}
+
+}  // namespace gumbel::io

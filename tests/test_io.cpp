@@ -1,0 +1,223 @@
+// Saving and loading by name as .npz: round trips in float and double, Adam's state resuming
+// bit for bit, NumPy reading our files and writing files we read (when /usr/bin/python3 has
+// numpy), and every truncation and corruption of a file a FileError, never a crash.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.hpp"
+
+using namespace gumbel;
+using test::Md;
+namespace fs = std::filesystem;
+
+namespace {
+
+template <class T>
+struct Net : nn::Module<T> {
+  nn::Linear<T> fc1, fc2;
+  explicit Net(Generator& gen) : fc1(3, 4, gen), fc2(4, 2, gen) {
+    this->register_module("fc1", fc1);
+    this->register_module("fc2", fc2);
+  }
+};
+
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("gumbel_test_io_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void spill(const fs::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+bool have_numpy() {
+  return std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0;
+}
+
+template <class T>
+bool same_values(Net<T>& a, Net<T>& b) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    if (pa[i]->value != pb[i]->value) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("a module saves and loads by name, bit for bit", T, float, double) {
+  const fs::path dir = scratch("roundtrip");
+  Generator g1(1), g2(2);
+  Net<T> saved(g1), loaded(g2);
+  CHECK(!same_values(saved, loaded));
+  io::save(saved, (dir / "net.npz").string());
+  io::load(loaded, (dir / "net.npz").string());
+  CHECK(same_values(saved, loaded));
+  const auto arrays = io::load_npz((dir / "net.npz").string());
+  REQUIRE(arrays.size() == 4);
+  CHECK(arrays[0].name == "fc1.weight");
+  CHECK(arrays[3].name == "fc2.bias");
+  CHECK(arrays[3].rows == 1);
+  CHECK(arrays[3].cols == 2);
+  CHECK(!fs::exists(dir / "net.npz.tmp"));
+}
+
+TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
+  const fs::path dir = scratch("adam");
+  const Md x = test::normal(16, 3, 5), y = test::normal(16, 2, 6);
+  const auto train = [&](Net<double>& net, optim::Adam<double>& adam, int steps) {
+    Tape<double> tape;
+    for (int s = 0; s < steps; ++s) {
+      tape.clear();
+      net.zero_grad();
+      tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
+      adam.step();
+    }
+  };
+  Generator g1(7);
+  Net<double> a(g1);
+  optim::Adam<double> adam_a(a.parameters(), {0.01});
+  train(a, adam_a, 10);
+  io::save(a, (dir / "model.npz").string());
+  io::save(adam_a, a, (dir / "adam.npz").string());
+  train(a, adam_a, 10);
+
+  Generator g2(8);
+  Net<double> b(g2);
+  optim::Adam<double> adam_b(b.parameters(), {0.01});
+  io::load(b, (dir / "model.npz").string());
+  io::load(adam_b, b, (dir / "adam.npz").string());
+  CHECK(adam_b.steps() == 10);
+  train(b, adam_b, 10);
+  CHECK(same_values(a, b));
+}
+
+TEST_CASE("loading checks names, shapes and types, and changes nothing on an error") {
+  const fs::path dir = scratch("errors");
+  Generator gen(3);
+  Net<double> net(gen);
+  const std::string path = (dir / "net.npz").string();
+  io::save(net, path);
+  const Md before = net.fc1.weight.value;
+  const auto error = [&](const std::vector<io::NpyArray>& arrays) {
+    io::save_npz(path, arrays);
+    return test::message_of<FileError>([&] { io::load(net, path); });
+  };
+  auto arrays = io::load_npz(path);
+  auto missing = arrays;
+  missing.erase(missing.begin() + 2);
+  CHECK(error(missing).find("net.npz: no array named fc2.weight") != std::string::npos);
+  auto extra = arrays;
+  extra.push_back(io::to_npy("fc3.weight", Md::Zero(1, 1)));
+  CHECK(error(extra).find("the array fc3.weight belongs to nothing loaded here") !=
+        std::string::npos);
+  auto shape = arrays;
+  shape[1] = io::to_npy("fc1.bias", Md::Zero(1, 5));
+  CHECK(error(shape).find("fc1.bias has shape 1x5, 1x4 is needed") != std::string::npos);
+  auto type = arrays;
+  type[0] = io::to_npy("fc1.weight", gumbel::Matrix<float>::Zero(4, 3));
+  CHECK(error(type).find("fc1.weight holds float32 values, float64 are needed") !=
+        std::string::npos);
+  auto first_wrong = arrays;  // fc1.weight is fine but fc2.bias is not: fc1 must not change
+  first_wrong[0] = io::to_npy("fc1.weight", Md::Ones(4, 3));
+  first_wrong[3] = io::to_npy("fc2.bias", Md::Zero(2, 1));
+  CHECK(!error(first_wrong).empty());
+  CHECK(net.fc1.weight.value == before);
+  CHECK(test::message_of<FileError>([&] { io::load(net, (dir / "none.npz").string()); })
+            .find("none.npz: cannot open the file for reading") != std::string::npos);
+  CHECK(test::message_of<FileError>([&] { io::save(net, (dir / "no/such/dir.npz").string()); })
+            .find("cannot open") != std::string::npos);
+}
+
+TEST_CASE("every truncation and every corrupted byte of a file is a FileError or a clean load") {
+  const fs::path dir = scratch("corrupt");
+  Generator gen(4);
+  Net<float> net(gen);
+  const fs::path good = dir / "good.npz";
+  io::save(net, good.string());
+  const std::string bytes = slurp(good);
+  const fs::path bad = dir / "bad.npz";
+  int errors = 0;
+  for (std::size_t n = 0; n < bytes.size(); ++n) {
+    spill(bad, bytes.substr(0, n));
+    Net<float> target(gen);
+    try {
+      io::load(target, bad.string());
+    } catch (const FileError& e) {
+      ++errors;
+      CHECK(std::string(e.what()).find("bad.npz") != std::string::npos);
+    }
+  }
+  CHECK(errors == int(bytes.size()));  // no prefix of an archive is a whole archive
+  int loads = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    std::string flipped = bytes;
+    flipped[i] = char(flipped[i] ^ 0x5A);
+    spill(bad, flipped);
+    Net<float> target(gen);
+    try {
+      io::load(target, bad.string());
+      ++loads;
+      CHECK(same_values(target, net));  // a flip that loads changed nothing that matters
+    } catch (const FileError&) {
+    }
+  }
+  MESSAGE(loads << " of " << bytes.size() << " single-byte corruptions load (dates, padding)");
+}
+
+TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/python3 + numpy)") {
+  if (!have_numpy()) {
+    MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
+    return;
+  }
+  const fs::path dir = scratch("numpy");
+  Generator gen(5);
+  Net<double> net(gen);
+  io::save(net, (dir / "ours.npz").string());
+  // NumPy reads every array with its name, shape and values, and writes them back three ways:
+  // plain, with 1-D biases (as a PyTorch state_dict has them) and column-major, and compressed.
+  const std::string script = (dir / "roundtrip.py").string();
+  spill(script,
+        "import numpy as np, sys\n"
+        "d = np.load(sys.argv[1] + '/ours.npz')\n"
+        "print(' '.join(f'{k}:{d[k].shape}:{d[k].dtype}' for k in d.files))\n"
+        "np.savez(sys.argv[1] + '/theirs.npz', **{k: d[k] for k in d.files})\n"
+        "np.savez(sys.argv[1] + '/torchlike.npz', **{k: (d[k].reshape(-1) if k.endswith('bias') "
+        "else np.asfortranarray(d[k])) for k in d.files})\n"
+        "np.savez_compressed(sys.argv[1] + '/compressed.npz', **{k: d[k] for k in d.files})\n"
+        "np.savez(sys.argv[1] + '/sums.npz', total=np.array([[sum(float(d[k].sum()) for k in "
+        "d.files)]]))\n");
+  const std::string out = (dir / "out.txt").string();
+  REQUIRE(std::system(("/usr/bin/python3 " + script + " " + dir.string() + " > " + out).c_str()) ==
+          0);
+  CHECK(slurp(out) ==
+        "fc1.weight:(4, 3):float64 fc1.bias:(1, 4):float64 fc2.weight:(2, 4):float64 "
+        "fc2.bias:(1, 2):float64\n");
+  double total = 0;
+  for (auto* p : net.parameters()) total += p->value.sum();
+  const auto sums = io::load_npz((dir / "sums.npz").string());
+  CHECK(sums.at(0).matrix<double>()(0, 0) == doctest::Approx(total).epsilon(1e-14));
+  for (const char* file : {"theirs.npz", "torchlike.npz"}) {
+    Generator other(6);
+    Net<double> loaded(other);
+    io::load(loaded, (dir / file).string());
+    CHECK(same_values(loaded, net));
+  }
+  Generator other(7);
+  Net<double> loaded(other);
+  CHECK(test::message_of<FileError>([&] { io::load(loaded, (dir / "compressed.npz").string()); })
+            .find("is compressed (method 8): only stored members are read") != std::string::npos);
+}
