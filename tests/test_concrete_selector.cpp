@@ -15,6 +15,8 @@ TEST_CASE_TEMPLATE(
     double) {
   Generator init(3);
   nn::ConcreteSelector<T> selector(9, 4, init);
+  CHECK(selector.parameters() == ParameterList<T>{&selector.logits});
+  CHECK(selector.named_parameters().at(0).first == "logits");
   CHECK(selector.logits.rows() == 4);
   CHECK(selector.logits.cols() == 9);
   const Matrix<T> x = test::normal(6, 9, 5).cast<T>();

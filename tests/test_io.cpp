@@ -136,10 +136,12 @@ TEST_CASE("loading checks names, shapes and types, and changes nothing on an err
   first_wrong[3] = io::to_npy("fc2.bias", Md::Zero(2, 1));
   CHECK(!error(first_wrong).empty());
   CHECK(net.fc1.weight.value == before);
-  CHECK(test::message_of<FileError>([&] { io::load(net, (dir / "none.npz").string()); })
-            .find("none.npz: cannot open the file for reading") != std::string::npos);
-  CHECK(test::message_of<FileError>([&] { io::save(net, (dir / "no/such/dir.npz").string()); })
-            .find("cannot open") != std::string::npos);
+  CHECK(test::message_of<FileError>([&] {
+          io::load(net, (dir / "none.npz").string());
+        }).find("none.npz: cannot open the file for reading") != std::string::npos);
+  CHECK(test::message_of<FileError>([&] {
+          io::save(net, (dir / "no/such/dir.npz").string());
+        }).find("cannot open") != std::string::npos);
 }
 
 TEST_CASE("every truncation and every corrupted byte of a file is a FileError or a clean load") {
@@ -218,6 +220,7 @@ TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/p
   }
   Generator other(7);
   Net<double> loaded(other);
-  CHECK(test::message_of<FileError>([&] { io::load(loaded, (dir / "compressed.npz").string()); })
-            .find("is compressed (method 8): only stored members are read") != std::string::npos);
+  CHECK(test::message_of<FileError>([&] {
+          io::load(loaded, (dir / "compressed.npz").string());
+        }).find("is compressed (method 8): only stored members are read") != std::string::npos);
 }

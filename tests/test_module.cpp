@@ -57,6 +57,17 @@ TEST_CASE("named_parameters: dotted names, depth first in registration order") {
   CHECK(model.encoder.fc1.weight.grad.isZero());
 }
 
+TEST_CASE("the library's layers register their parameters") {
+  Generator gen(9);
+  nn::L0Gate<float> gate(5, gen);
+  nn::ConcreteSelector<float> selector(6, 2, gen);
+  nn::Linear<float> no_bias(3, 2, gen, false);
+  CHECK(gate.named_parameters().at(0).first == "log_alpha");
+  CHECK(gate.parameters() == ParameterList<float>{&gate.log_alpha});
+  CHECK(selector.parameters() == ParameterList<float>{&selector.logits});
+  CHECK(no_bias.parameters() == ParameterList<float>{&no_bias.weight});
+}
+
 TEST_CASE("Sequential: PyTorch's names, the composed forward, train and eval everywhere") {
   Generator gen(2), noise(3);
   nn::Sequential<double> seq;

@@ -89,14 +89,15 @@ TEST_CASE("categorical_log_prob and bernoulli_log_prob: values and finite-differ
   const Md value = (test::uniform(5, 6, 4, 0.0, 1.0).array() < 0.5).cast<double>();
   const Var<double> blp = bernoulli_log_prob(tape.constant(l), tape.constant(value));
   const Eigen::ArrayXXd p = 1.0 / (1.0 + (-l.array()).exp());
-  const Eigen::ArrayXXd expected = value.array() * p.log() + (1.0 - value.array()) * (1.0 - p).log();
+  const Eigen::ArrayXXd expected =
+      value.array() * p.log() + (1.0 - value.array()) * (1.0 - p).log();
   CHECK((blp.value().array() - expected).abs().maxCoeff() < 1e-12);
 }
 
 TEST_CASE_TEMPLATE("categorical_log_prob in float and double: huge logits and masks stay finite", T,
                    float, double) {
   gumbel::Matrix<T> l(3, 4);
-  l << T(1e30), T(-1e30), T(0), T(5),  //
+  l << T(1e30), T(-1e30), T(0), T(5),          //
       T(-INFINITY), T(2), T(1), T(-INFINITY),  //
       T(0.5), T(-0.25), T(3), T(1);
   IndexVector idx(3);
@@ -117,24 +118,21 @@ TEST_CASE("REINFORCE and RLOO are unbiased; RLOO's baseline lowers the variance"
   const Eigen::RowVectorXd exact = exact_gradient();
   INFO("exact gradient " << exact);
   // Plain REINFORCE, one sample per draw: 100,000 draws.
-  const Estimate plain = summarise(estimates(100000, 1, 1, [](const Var<double>& lp, const Md& f) {
-    return reinforce(lp, f);
-  }));
+  const Estimate plain = summarise(
+      estimates(100000, 1, 1, [](const Var<double>& lp, const Md& f) { return reinforce(lp, f); }));
   INFO("REINFORCE " << plain.mean << " se " << plain.se);
   CHECK(((plain.mean - exact).array().abs() < 4 * plain.se.array()).all());
 
   // RLOO with S = 4: 25,000 examples (100,000 draws).
-  const Estimate loo = summarise(estimates(25000, 4, 2, [](const Var<double>& lp, const Md& f) {
-    return rloo(lp, f);
-  }));
+  const Estimate loo = summarise(
+      estimates(25000, 4, 2, [](const Var<double>& lp, const Md& f) { return rloo(lp, f); }));
   INFO("RLOO " << loo.mean << " se " << loo.se);
   CHECK(((loo.mean - exact).array().abs() < 4 * loo.se.array()).all());
 
   // The same 4 samples per example without a baseline: RLOO's variance must be far lower (the
   // loss's common offset of about 10 drives plain REINFORCE's).
-  const Estimate plain4 = summarise(estimates(25000, 4, 3, [](const Var<double>& lp, const Md& f) {
-    return reinforce(lp, f);
-  }));
+  const Estimate plain4 = summarise(
+      estimates(25000, 4, 3, [](const Var<double>& lp, const Md& f) { return reinforce(lp, f); }));
   INFO("REINFORCE, 4 samples, variance " << plain4.var << "; RLOO " << loo.var);
   CHECK((loo.var.array() < 0.1 * plain4.var.array()).all());
 
@@ -142,9 +140,9 @@ TEST_CASE("REINFORCE and RLOO are unbiased; RLOO's baseline lowers the variance"
   MovingAverageBaseline baseline(0.9);
   Eigen::MatrixXd per_draw(0, kK);
   for (int batch = 0; batch < 100; ++batch) {
-    const Eigen::MatrixXd e = estimates(
-        1000, 1, 100 + std::uint64_t(batch),
-        [&](const Var<double>& lp, const Md& f) { return reinforce(lp, f, baseline); });
+    const Eigen::MatrixXd e =
+        estimates(1000, 1, 100 + std::uint64_t(batch),
+                  [&](const Var<double>& lp, const Md& f) { return reinforce(lp, f, baseline); });
     per_draw.conservativeResize(per_draw.rows() + e.rows(), kK);
     per_draw.bottomRows(e.rows()) = e;
   }
@@ -161,15 +159,20 @@ TEST_CASE("score-function helpers: bad arguments are errors naming the op and th
   const Var<double> l = tape.constant(Md::Zero(3, 4));
   IndexVector idx(3);
   idx << 0, 4, 1;
-  CHECK(message_of<ValueError>([&] { categorical_log_prob(l, idx); })
-            .find("categorical_log_prob: index 4 in row 1 is outside [0, 4)") != std::string::npos);
-  CHECK(message_of<ShapeError>([&] { categorical_log_prob(l, IndexVector::Zero(2)); })
-            .find("index has 2 entries for logits 3x4") != std::string::npos);
+  CHECK(message_of<ValueError>([&] {
+          categorical_log_prob(l, idx);
+        }).find("categorical_log_prob: index 4 in row 1 is outside [0, 4)") != std::string::npos);
+  CHECK(message_of<ShapeError>([&] {
+          categorical_log_prob(l, IndexVector::Zero(2));
+        }).find("index has 2 entries for logits 3x4") != std::string::npos);
   const Var<double> lp = tape.constant(Md::Zero(3, 1));
-  CHECK(message_of<ValueError>([&] { rloo(lp, Md::Zero(3, 1)); })
-            .find("rloo: needs at least 2 samples per row, got 1") != std::string::npos);
-  CHECK(message_of<ShapeError>([&] { reinforce(lp, Md::Zero(2, 1)); })
-            .find("reinforce: log_prob 3x1 and f 2x1 differ in shape") != std::string::npos);
-  CHECK(message_of<ValueError>([&] { MovingAverageBaseline(1.0); })
-            .find("decay = 1 must lie in [0, 1)") != std::string::npos);
+  CHECK(message_of<ValueError>([&] {
+          rloo(lp, Md::Zero(3, 1));
+        }).find("rloo: needs at least 2 samples per row, got 1") != std::string::npos);
+  CHECK(message_of<ShapeError>([&] {
+          reinforce(lp, Md::Zero(2, 1));
+        }).find("reinforce: log_prob 3x1 and f 2x1 differ in shape") != std::string::npos);
+  CHECK(message_of<ValueError>([&] {
+          MovingAverageBaseline(1.0);
+        }).find("decay = 1 must lie in [0, 1)") != std::string::npos);
 }

@@ -37,8 +37,8 @@ namespace io {
 /// bytes in row-major order. `dims` is 0 (a scalar), 1 (a vector of `cols`) or 2.
 struct NpyArray {
   std::string name;
-  char kind = 'f';    ///< 'f' float, as NumPy's descr
-  int itemsize = 4;   ///< 4 (float32) or 8 (float64)
+  char kind = 'f';   ///< 'f' float, as NumPy's descr
+  int itemsize = 4;  ///< 4 (float32) or 8 (float64)
   int dims = 2;
   Index rows = 0;
   Index cols = 0;
@@ -282,14 +282,16 @@ NpyArray to_npy(std::string name, const Eigen::MatrixBase<Derived>& matrix) {
 /// Writes the arrays as an .npz that numpy.load reads (each becomes `name.npy`), atomically.
 /// Names must be non-empty and unique.
 inline void save_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
-  if (!detail::little_endian()) throw FileError(path + ": .npz is written on little-endian hosts only");
+  if (!detail::little_endian())
+    throw FileError(path + ": .npz is written on little-endian hosts only");
   std::string zip, directory;
   std::uint32_t entries = 0;
   for (std::size_t i = 0; i < arrays.size(); ++i) {
     const NpyArray& array = arrays[i];
     if (array.name.empty()) throw FileError(path + ": an array has an empty name");
     for (std::size_t j = 0; j < i; ++j) {
-      if (arrays[j].name == array.name) throw FileError(path + ": two arrays are named " + array.name);
+      if (arrays[j].name == array.name)
+        throw FileError(path + ": two arrays are named " + array.name);
     }
     const std::string member = array.name + ".npy";
     const std::string data = detail::npy_bytes(array);
@@ -338,7 +340,8 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
 /// Every array of an .npz written by save_npz or numpy.savez (stored members; the deflated ones
 /// of numpy.savez_compressed are a FileError saying so), in the archive's order.
 inline std::vector<NpyArray> load_npz(const std::string& path) {
-  if (!detail::little_endian()) throw FileError(path + ": .npz is read on little-endian hosts only");
+  if (!detail::little_endian())
+    throw FileError(path + ": .npz is read on little-endian hosts only");
   const std::string bytes = detail::read_all(path);
   const detail::Reader r(path, bytes);
   if (bytes.size() < 22) r.fail("not a zip archive (" + std::to_string(bytes.size()) + " bytes)");

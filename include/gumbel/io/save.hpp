@@ -92,7 +92,8 @@ template <class T>
 void load(nn::Module<T>& module, const std::string& path) {
   const auto named = module.named_parameters();
   std::vector<detail::Expected> expected;
-  for (const auto& [name, p] : named) expected.push_back({name, p->rows(), p->cols(), int(sizeof(T))});
+  for (const auto& [name, p] : named)
+    expected.push_back({name, p->rows(), p->cols(), int(sizeof(T))});
   const auto arrays = detail::checked_arrays(path, expected);
   for (const auto& [name, p] : named) p->value = arrays.at(name).template matrix<T>();
 }

@@ -29,6 +29,12 @@ class ConcreteSelector : public Module<T> {
     detail::checked_size<T>("nn::ConcreteSelector", k, inputs);
     logits = Parameter<T>(gen.normal<T>(k, inputs, T(0), T(std::sqrt(2.0 / double(k + inputs)))),
                           "logits");
+    this->register_parameter("logits", logits);
+  }
+
+  /// As below, in the module's mode (is_training()).
+  Var<T> operator()(const Var<T>& x, detail::NotDeduced<T> tau, Generator& gen) {
+    return (*this)(x, tau, gen, this->is_training());
   }
 
   /// Records the selection of x's features on x's tape.

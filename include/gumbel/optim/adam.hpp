@@ -1,5 +1,6 @@
 // Adam (Kingma & Ba 2015) with PyTorch's conventions: bias-corrected moments, eps added to the
-// corrected root second moment, weight decay as an L2 term added to the gradient.
+// corrected root second moment, weight decay as an L2 term added to the gradient; and AdamW
+// (Loshchilov & Hutter 2019), whose weight decay shrinks the parameters directly.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "gumbel/core/tape.hpp"
 #include "gumbel/optim/common.hpp"
+#include "gumbel/optim/optimizer.hpp"
 
 namespace gumbel::optim {
 
@@ -22,15 +24,20 @@ struct AdamOptions {
   T beta2 = T(0.999);
   T eps = T(1e-8);
   T weight_decay = T(0);
+  /// AdamW: p -= lr wd p before the update, instead of wd p added to the gradient.
+  bool decoupled_weight_decay = false;
 };
 
 template <class T>
-class Adam {
+class Adam : public Optimizer<T> {
  public:
   explicit Adam(ParameterList<T> params, AdamOptions<T> options = {})
-      : params_(std::move(params)), options_(options) {
-    validate(options_);
-    detail::require_parameters("Adam", params_);
+      : Adam(std::vector<ParamGroup<T>>{{std::move(params), std::nullopt}}, options) {}
+
+  /// Groups of parameters, each with its own learning rate or options.lr.
+  Adam(std::vector<ParamGroup<T>> groups, AdamOptions<T> options, const char* name = "Adam")
+      : Optimizer<T>((validate(name, options), name), std::move(groups), options.lr),
+        options_(options) {
     for (std::size_t i = 0; i < params_.size(); ++i) {
       Parameter<T>* p = params_[i];
       m_.push_back(Matrix<T>::Zero(p->rows(), p->cols()));
@@ -41,9 +48,9 @@ class Adam {
   }
 
   /// One update from the current gradients:
-  /// g = grad + wd p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-  /// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-  void step() { update(false); }
+  /// g = grad + wd p (AdamW: g = grad and p -= lr wd p first); m = b1 m + (1-b1) g;
+  /// v = b2 v + (1-b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+  void step() override { update(false); }
 
   /// step() then zero_grad(), in one pass over memory: each gradient chunk is cleared while it
   /// is still in cache, instead of by a second sweep over all parameters.
@@ -67,39 +74,35 @@ class Adam {
     }
   }
 
-  void zero_grad() { gumbel::zero_grad(params_); }
-
+  /// The options given; options().lr is the rate of groups without their own (lr(g) is current).
   const AdamOptions<T>& options() const { return options_; }
-  /// Changes the learning rate (schedules); validated like the constructor's.
-  void set_lr(T lr) {
-    AdamOptions<T> next = options_;
-    next.lr = lr;
-    validate(next);
-    options_ = next;
-  }
 
-  /// Optimizer state, for checkpoints: step count and both moments of each parameter.
-  std::int64_t steps() const { return steps_; }
-  void set_steps(std::int64_t steps) { steps_ = steps; }
+  /// Optimizer state, for checkpoints: steps() and both moments of each parameter.
   std::vector<Matrix<T>>& first_moments() { return m_; }
   std::vector<Matrix<T>>& second_moments() { return v_; }
   const std::vector<Matrix<T>>& first_moments() const { return m_; }
   const std::vector<Matrix<T>>& second_moments() const { return v_; }
-  const ParameterList<T>& parameters() const { return params_; }
 
  private:
-  /// The step's constants: t advances by one.
+  using Optimizer<T>::params_;
+  using Optimizer<T>::steps_;
+
+  /// The step's constants: t advances by one; one step size per group.
   struct Coefficients {
-    T step_size;     // lr / (1 - b1^t)
-    T inv_sqrt_bc2;  // 1 / sqrt(1 - b2^t)
+    std::vector<T>* step_size;  // lr_g / (1 - b1^t)
+    T inv_sqrt_bc2;             // 1 / sqrt(1 - b2^t)
   };
 
   Coefficients begin_step() {
     ++steps_;
     const double t = static_cast<double>(steps_);
+    step_size_.resize(this->groups());
+    for (std::size_t g = 0; g < this->groups(); ++g) {
+      step_size_[g] = static_cast<T>(this->lr(g) / (1.0 - std::pow(double(options_.beta1), t)));
+    }
     // sqrt(v / bc2) = sqrt(v) * (1 / sqrt(bc2)): a multiply where a divide per element would
     // cost as much as the square root.
-    return {static_cast<T>(options_.lr / (1.0 - std::pow(double(options_.beta1), t))),
+    return {&step_size_,
             static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(double(options_.beta2), t)))};
   }
 
@@ -113,6 +116,10 @@ class Adam {
     const T b2 = options_.beta2;
     const T wd = options_.weight_decay;
     const T eps = options_.eps;
+    const std::size_t group = this->group_of(i);
+    const T step_size = (*c.step_size)[group];
+    const bool decoupled = options_.decoupled_weight_decay && wd != T(0);
+    const T shrink = T(1) - this->lr(group) * wd;  // AdamW
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     // Cache-sized chunks: the three vectorised expressions below then read each chunk from
     // memory once, as a single fused loop would (a plain loop does not vectorise std::sqrt).
@@ -124,12 +131,15 @@ class Adam {
       Eigen::Map<Array> grad(params_[i]->grad.data() + j, len);
       Eigen::Map<Array> m(m_[i].data() + j, len);
       Eigen::Map<Array> v(v_[i].data() + j, len);
-      if (wd != T(0)) {
+      if (decoupled) {
+        p *= shrink;
+        moments(grad, m, v, b1, b2);
+      } else if (wd != T(0)) {
         moments(grad + wd * p, m, v, b1, b2);
       } else {
         moments(grad, m, v, b1, b2);  // without decay, g is the gradient: p is not read twice
       }
-      p -= c.step_size * m / (v.sqrt() * c.inv_sqrt_bc2 + eps);
+      p -= step_size * m / (v.sqrt() * c.inv_sqrt_bc2 + eps);
       if (zero_grad_after) grad.setZero();
     }
   }
@@ -148,21 +158,40 @@ class Adam {
     v = (v < tiny).select(T(0), v);
   }
 
-  static void validate(const AdamOptions<T>& o) {
-    detail::require_range("Adam", "lr", o.lr, T(0), false, T(INFINITY), true);
-    detail::require_range("Adam", "beta1", o.beta1, T(0), false, T(1), true);
-    detail::require_range("Adam", "beta2", o.beta2, T(0), false, T(1), true);
-    detail::require_range("Adam", "eps", o.eps, T(0), false, T(INFINITY), true);
-    detail::require_range("Adam", "weight_decay", o.weight_decay, T(0), false, T(INFINITY), true);
+  static int validate(const char* name, const AdamOptions<T>& o) {
+    detail::require_range(name, "lr", o.lr, T(0), false, T(INFINITY), true);
+    detail::require_range(name, "beta1", o.beta1, T(0), false, T(1), true);
+    detail::require_range(name, "beta2", o.beta2, T(0), false, T(1), true);
+    detail::require_range(name, "eps", o.eps, T(0), false, T(INFINITY), true);
+    detail::require_range(name, "weight_decay", o.weight_decay, T(0), false, T(INFINITY), true);
+    return 0;
   }
 
-  ParameterList<T> params_;
   AdamOptions<T> options_;
+  std::vector<T> step_size_;  // per group, this step
   std::vector<Matrix<T>> m_;
   std::vector<Matrix<T>> v_;
   std::unordered_map<const Parameter<T>*, std::size_t> index_;  // parameter -> its moments
   std::vector<char> updated_;  // per parameter, during backward_and_step
-  std::int64_t steps_ = 0;
+};
+
+/// AdamW (Loshchilov & Hutter 2019) with PyTorch's defaults (weight_decay = 0.01): Adam whose
+/// weight decay multiplies each parameter by 1 - lr wd before the update.
+template <class T>
+struct AdamWOptions : AdamOptions<T> {
+  AdamWOptions() {
+    this->weight_decay = T(1e-2);
+    this->decoupled_weight_decay = true;
+  }
+};
+
+template <class T>
+class AdamW : public Adam<T> {
+ public:
+  explicit AdamW(ParameterList<T> params, AdamWOptions<T> options = {})
+      : AdamW(std::vector<ParamGroup<T>>{{std::move(params), std::nullopt}}, options) {}
+  AdamW(std::vector<ParamGroup<T>> groups, AdamWOptions<T> options)
+      : Adam<T>(std::move(groups), options, "AdamW") {}
 };
 
 }  // namespace gumbel::optim

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gumbel/optim/common.hpp"
+#include "gumbel/optim/optimizer.hpp"
 
 namespace gumbel::optim {
 
@@ -20,24 +21,27 @@ struct SGDOptions {
 };
 
 template <class T>
-class SGD {
+class SGD : public Optimizer<T> {
  public:
   explicit SGD(ParameterList<T> params, SGDOptions<T> options = {})
-      : params_(std::move(params)), options_(options) {
-    validate(options_);
-    detail::require_parameters("SGD", params_);
+      : SGD(std::vector<ParamGroup<T>>{{std::move(params), std::nullopt}}, options) {}
+
+  /// Groups of parameters, each with its own learning rate or options.lr.
+  SGD(std::vector<ParamGroup<T>> groups, SGDOptions<T> options)
+      : Optimizer<T>((validate(options), "SGD"), std::move(groups), options.lr), options_(options) {
     for (Parameter<T>* p : params_) buffers_.push_back(Matrix<T>::Zero(p->rows(), p->cols()));
   }
 
   /// g = grad + wd p; b = g on the first step, else mu b + (1 - dampening) g;
   /// g = g + mu b (Nesterov) or b; p -= lr g
-  void step() {
+  void step() override {
     const T mu = options_.momentum;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       Parameter<T>& p = *params_[i];
+      const T lr = this->lr(this->group_of(i));
       const auto g = p.grad.array() + options_.weight_decay * p.value.array();
       if (mu == T(0)) {
-        p.value.array() -= options_.lr * g;
+        p.value.array() -= lr * g;
         continue;
       }
       auto b = buffers_[i].array();
@@ -47,22 +51,22 @@ class SGD {
         b = mu * b + (T(1) - options_.dampening) * g;
       }
       if (options_.nesterov) {
-        p.value.array() -= options_.lr * (g + mu * b);
+        p.value.array() -= lr * (g + mu * b);
       } else {
-        p.value.array() -= options_.lr * b;
+        p.value.array() -= lr * b;
       }
     }
     ++steps_;
   }
 
-  void zero_grad() { gumbel::zero_grad(params_); }
-
   const SGDOptions<T>& options() const { return options_; }
-  std::int64_t steps() const { return steps_; }
   std::vector<Matrix<T>>& momentum_buffers() { return buffers_; }
 
  private:
-  static void validate(const SGDOptions<T>& o) {
+  using Optimizer<T>::params_;
+  using Optimizer<T>::steps_;
+
+  static int validate(const SGDOptions<T>& o) {
     detail::require_range("SGD", "lr", o.lr, T(0), false, T(INFINITY), true);
     detail::require_range("SGD", "momentum", o.momentum, T(0), false, T(INFINITY), true);
     detail::require_range("SGD", "dampening", o.dampening, T(0), false, T(1), false);
@@ -73,12 +77,11 @@ class SGD {
                                        "momentum = ",
                                        o.momentum, ", dampening = ", o.dampening, ")");
     }
+    return 0;
   }
 
-  ParameterList<T> params_;
   SGDOptions<T> options_;
   std::vector<Matrix<T>> buffers_;
-  std::int64_t steps_ = 0;
 };
 
 }  // namespace gumbel::optim

@@ -41,11 +41,11 @@ Var<T> categorical_log_prob(const Var<T>& logits, const IndexVector& index) {
   const auto l = logits.value();
   for (Index i = 0; i < rows; ++i) {
     const T m = detail::row_max(op, l, i);
-    const T lse = m + std::log((l.row(i).array() - m).exp().sum());
+    const T lse = m + std::log(detail::exp_flush(l.row(i).array() - m).sum());
     out.value_mut()(i, 0) = l(i, index(i)) - lse;
     if (factor != nullptr) {
       detail::RowArray<T> f(factor + i * k, k);
-      f = -(l.row(i).array() - lse).exp();
+      f = -detail::exp_flush(l.row(i).array() - lse);
       f(index(i)) += T(1);
     }
   }

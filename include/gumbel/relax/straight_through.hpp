@@ -41,7 +41,7 @@ Var<T> straight_through_node(const char* op, StraightThrough kind, const Var<T>&
   T* pi0 = reinmax ? node.tape->scratch(node.rows * k) : nullptr;
   const T* l = logits.value().data();
   perturb_blocks(op, node, logits, gen, out, k, [&](Index first_row, Index rows, T* block) {
-    Index argmax[kMaxBlockRows];
+    Index argmax[kMaxBlockRows] = {};  // (GCC 12 cannot see that block_argmax fills it)
     const Index bad = block_argmax(block, rows, k, argmax);
     if (bad >= 0) return bad;
     write_one_hot(block, rows, k, argmax);
