@@ -33,8 +33,13 @@ execute_process(COMMAND ${CMAKE_COMMAND} -E env
 if(NOT version STREQUAL EXPECTED_VERSION)
   message(FATAL_ERROR "pkg-config says version '${version}', the project ${EXPECTED_VERSION}")
 endif()
-separate_arguments(cflags UNIX_COMMAND "${cflags}")
-run(${CXX} -std=c++17 -O1 ${cflags} "${SOURCE_DIR}/main.cpp" -o "${WORK_DIR}/consumer_pkgconfig")
+# Eigen's headers as system headers (their own warnings are not ours); gumbel's stay -I.
+execute_process(COMMAND pkg-config --cflags-only-I eigen3 OUTPUT_VARIABLE eigen_flags
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+string(REPLACE "-I" "-isystem " eigen_system "${eigen_flags}")
+separate_arguments(cflags UNIX_COMMAND "${eigen_system} ${cflags}")
+run(${CXX} -std=c++17 -O1 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wsign-conversion
+    -Werror ${cflags} "${SOURCE_DIR}/main.cpp" -o "${WORK_DIR}/consumer_pkgconfig")
 run("${WORK_DIR}/consumer_pkgconfig")
 
 # FetchContent of the source tree, as a subproject.

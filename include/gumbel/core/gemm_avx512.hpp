@@ -50,8 +50,8 @@ inline void transpose16(const float* src, Index src_stride, Index rows, Index de
 
 /// acc rows [0, rows) and columns [0, cols) added into c as c += alpha * acc.
 template <int Mr>
-inline void store_tile(const __m512 (&lo)[Mr], const __m512 (&hi)[Mr], float* c, Index ldc,
-                       Index rows, Index cols, float alpha) {
+inline void store_tile(const __m512 (&lo)[std::size_t{Mr}], const __m512 (&hi)[std::size_t{Mr}],
+                       float* c, Index ldc, Index rows, Index cols, float alpha) {
   const __m512 va = _mm512_set1_ps(alpha);
   if (cols == kNr) {
 #pragma GCC unroll 16
@@ -79,8 +79,8 @@ inline void store_tile(const __m512 (&lo)[Mr], const __m512 (&hi)[Mr], float* c,
 template <int Mr>
 inline void tile(Index kc, const float* a, const float* b, float* c, Index ldc, Index rows,
                  Index cols, float alpha) {
-  __m512 lo[Mr];
-  __m512 hi[Mr];
+  __m512 lo[std::size_t{Mr}];
+  __m512 hi[std::size_t{Mr}];
 #pragma GCC unroll 16
   for (int r = 0; r < Mr; ++r) {
     lo[r] = _mm512_setzero_ps();

@@ -62,8 +62,8 @@ struct SigmoidOp {
     const Packet y = scalar_logistic_op<T>().packetOp(x);
     if (!predux_any(pcmp_lt(x, pset1<Packet>(kMinExpArg<T>)))) return y;
     constexpr int n = unpacket_traits<Packet>::size;
-    alignas(64) T xs[n];
-    alignas(64) T ys[n];
+    alignas(64) T xs[std::size_t{n}];
+    alignas(64) T ys[std::size_t{n}];
     pstore(xs, x);
     pstore(ys, y);
     for (int i = 0; i < n; ++i) {

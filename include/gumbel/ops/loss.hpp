@@ -77,15 +77,15 @@ Var<T> kl_uniform(const Var<T>& logits, Reduction reduction = Reduction::mean) {
   kl.value_mut() = detail::times_unless_zero(q.array(), log_q.array()).matrix().rowwise().sum();
   kl.value_mut().array() += log_k;
   tape.on_backward(kl, [logits, kl, log_q_data, q_data, rows, k, log_k] {
-    const ConstMatrixMap<T> log_q(log_q_data, rows, k);
-    const ConstMatrixMap<T> q(q_data, rows, k);
+    const ConstMatrixMap<T> lq(log_q_data, rows, k);
+    const ConstMatrixMap<T> qm(q_data, rows, k);
     const auto klv = kl.value();
     const auto dy = kl.grad();
     auto dx = logits.grad_sink();
     for (Index i = 0; i < rows; ++i) {
       const T neg_entropy = klv(i, 0) - log_k;
-      dx.add_row(i, dy(i, 0) * detail::times_unless_zero(q.row(i).array(),
-                                                         log_q.row(i).array() - neg_entropy));
+      dx.add_row(i, dy(i, 0) * detail::times_unless_zero(qm.row(i).array(),
+                                                         lq.row(i).array() - neg_entropy));
     }
   });
   return reduce(kl, reduction, "kl_uniform");
@@ -117,9 +117,9 @@ Var<T> kl_categorical(const Var<T>& q_logits, const Var<T>& p_logits,
   kl.value_mut() =
       detail::times_unless_zero(q.array(), log_q.array() - log_p.array()).matrix().rowwise().sum();
   tape.on_backward(kl, [q_logits, p_logits, kl, log_q_data, log_p_data, q_data, p_data, rows, k] {
-    const ConstMatrixMap<T> log_q(log_q_data, rows, k);
-    const ConstMatrixMap<T> log_p(log_p_data, rows, k);
-    const ConstMatrixMap<T> q(q_data, rows, k);
+    const ConstMatrixMap<T> lq(log_q_data, rows, k);
+    const ConstMatrixMap<T> lp(log_p_data, rows, k);
+    const ConstMatrixMap<T> qm(q_data, rows, k);
     const ConstMatrixMap<T> p(p_data, rows, k);
     const auto klv = kl.value();
     const auto dy = kl.grad();
@@ -129,14 +129,14 @@ Var<T> kl_categorical(const Var<T>& q_logits, const Var<T>& p_logits,
       auto dq = q_logits.grad_sink();
       for (Index i = 0; i < rows; ++i) {
         dq.add_row(i, dy(i, 0) * detail::times_unless_zero(
-                                     q.row(i).array(),
-                                     log_q.row(i).array() - log_p.row(i).array() - klv(i, 0)));
+                                     qm.row(i).array(),
+                                     lq.row(i).array() - lp.row(i).array() - klv(i, 0)));
       }
     }
     if (p_logits.requires_grad()) {
       auto dp = p_logits.grad_sink();
       for (Index i = 0; i < rows; ++i) {
-        dp.add_row(i, dy(i, 0) * (p.row(i).array() - q.row(i).array()));
+        dp.add_row(i, dy(i, 0) * (p.row(i).array() - qm.row(i).array()));
       }
     }
   });

@@ -72,12 +72,12 @@ Var<T> softmax(const Var<T>& x) {
   yv.array() = detail::exp_flush(yv.array());  // one pass over all rows (see log_softmax_rows)
   for (Index i = 0; i < yv.rows(); ++i) yv.row(i) /= yv.row(i).sum();
   tape.on_backward(y, [x, y] {
-    const auto yv = y.value();
+    const auto ym = y.value();
     const auto dy = y.grad();
     auto dx = x.grad_sink();
-    for (Index i = 0; i < yv.rows(); ++i) {
-      const T dot = dy.row(i).dot(yv.row(i));
-      dx.add_row(i, yv.row(i).array() * (dy.row(i).array() - dot));
+    for (Index i = 0; i < ym.rows(); ++i) {
+      const T dot = dy.row(i).dot(ym.row(i));
+      dx.add_row(i, ym.row(i).array() * (dy.row(i).array() - dot));
     }
   });
   return y;

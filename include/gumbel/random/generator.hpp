@@ -64,7 +64,7 @@ class Generator {
       if (n == batch_values) {
         uniform_batch(block, dest);
       } else {
-        T values[batch_values];
+        T values[std::size_t{batch_values}];
         uniform_batch(block, values);
         std::copy_n(values + lane, n, dest);
       }
@@ -149,9 +149,9 @@ class Generator {
     constexpr Index per = values_per_block<T>;
     while (e < end) {
       const random::Words w = block(first + static_cast<std::uint64_t>(e / per));
-      T u[per];
+      T u[std::size_t{per}];
       if constexpr (std::is_same_v<T, float>) {
-        for (int k = 0; k < 4; ++k) u[k] = random::uniform_open_float(w[k]);
+        for (std::size_t k = 0; k < 4; ++k) u[k] = random::uniform_open_float(w[k]);
       } else {
         u[0] = static_cast<T>(random::uniform_open_double(join(w[1], w[0])));
         u[1] = static_cast<T>(random::uniform_open_double(join(w[3], w[2])));

@@ -107,13 +107,13 @@ Var<T> binary_concrete_log_prob_node(const Var<T>& logits, T tau, const Var<T>& 
   // s = 1 - 2 sigmoid(d) ; dl += dp s, dy += dp (-tau s / (y (1 - y)) - 1/y + 1/(1 - y)),
   // dtau += sum dp (1/tau - s logit(y))
   tape.on_backward(out, [logits, y, tau_var, out, tau, tau_grad] {
-    const auto yv = y.value().array();
+    const auto ya = y.value().array();
     const auto dp = out.grad().array();
-    const auto logit = log_exact(yv) - (-yv).log1p();
+    const auto logit = log_exact(ya) - (-ya).log1p();
     const auto s = T(1) - T(2) * sigmoid_exact(logits.value().array() - tau * logit);
     if (logits.requires_grad()) logits.grad_sink().add(dp * s);
     if (y.requires_grad()) {
-      y.grad_sink().add(dp * (-tau * s / (yv * (T(1) - yv)) - T(1) / yv + T(1) / (T(1) - yv)));
+      y.grad_sink().add(dp * (-tau * s / (ya * (T(1) - ya)) - T(1) / ya + T(1) / (T(1) - ya)));
     }
     if (tau_grad) tau_var.grad_mut()(0, 0) += (dp * (T(1) / tau - s * logit)).sum();
   });

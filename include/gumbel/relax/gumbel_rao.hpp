@@ -86,18 +86,18 @@ Var<T> gumbel_rao(const Var<T>& logits, detail::NotDeduced<T> tau, Generator& ge
   T* out = node.out.value_mut().data();
   const T* l = logits.value().data();
   detail::perturb_blocks(
-      op, node, logits, gen, soft, k * draws, [&](Index first_row, Index rows, T* block) {
+      op, node, logits, gen, soft, k * draws, [&](Index first_row, Index block_rows, T* block) {
         Index top[detail::kMaxBlockRows];
-        const Index bad = detail::block_argmax(block, rows, k, top);
+        const Index bad = detail::block_argmax(block, block_rows, k, top);
         if (bad >= 0) return bad;
-        for (Index r = 0; r < rows; ++r) {
+        for (Index r = 0; r < block_rows; ++r) {
           const T max0 = block[r * k + top[r]];
           detail::softmax_block(block + r * k, 1, k, &max0, inv_tau);
         }
-        detail::write_one_hot(out + first_row * k, rows, k, top);
+        detail::write_one_hot(out + first_row * k, block_rows, k, top);
         if (draws == 1) return Index{-1};
         const Index at = first_row * k;
-        detail::ConditionalBlock<T> conditional{rows, k, top, shifted + at, spread + at, {}};
+        detail::ConditionalBlock<T> conditional{block_rows, k, top, shifted + at, spread + at, {}};
         conditional.prepare(l + at);
         for (Index m = 1; m < draws; ++m) {
           conditional.draw(gen, extra + stride * std::uint64_t(m - 1), first_row, inv_tau,

@@ -26,8 +26,8 @@ inline void require_schedule(const char* name, double tau0, double tau_min, doub
 
 /// The same temperature at every step.
 struct ConstantTemperature {
-  explicit ConstantTemperature(double tau) : tau(tau) {
-    detail::require_schedule("ConstantTemperature", tau, tau, 0);
+  explicit ConstantTemperature(double value) : tau(value) {
+    detail::require_schedule("ConstantTemperature", value, value, 0);
   }
   double operator()(std::int64_t /*step*/) const { return tau; }
   double tau;
@@ -37,8 +37,8 @@ struct ConstantTemperature {
 /// `interval`: the temperature changes every `interval` steps (Jang et al. 2017 anneal every
 /// N = 500 or 1000 steps; interval 1 changes it every step).
 struct ExponentialDecay {
-  ExponentialDecay(double tau0, double tau_min, double rate, std::int64_t interval = 1)
-      : tau0(tau0), tau_min(tau_min), rate(rate), interval(interval) {
+  ExponentialDecay(double initial, double minimum, double decay, std::int64_t every = 1)
+      : tau0(initial), tau_min(minimum), rate(decay), interval(every) {
     detail::require_schedule("ExponentialDecay", tau0, tau_min, rate);
     if (interval < 1)
       detail::fail<ValueError>("ExponentialDecay", "interval = ", interval, " must be at least 1");
@@ -56,8 +56,8 @@ struct ExponentialDecay {
 /// max(tau_min, tau * exp(-rate * b)). `operator()(b)` is the temperature used for batch b of
 /// an epoch.
 struct EpochRestartDecay {
-  EpochRestartDecay(double tau0, double tau_min, double rate, std::int64_t interval = 100)
-      : tau0(tau0), tau_min(tau_min), rate(rate), interval(interval) {
+  EpochRestartDecay(double initial, double minimum, double decay, std::int64_t every = 100)
+      : tau0(initial), tau_min(minimum), rate(decay), interval(every) {
     detail::require_schedule("EpochRestartDecay", tau0, tau_min, rate);
     if (interval < 2)
       detail::fail<ValueError>("EpochRestartDecay", "interval = ", interval, " must be at least 2");

@@ -105,8 +105,8 @@ Var<T> score_surrogate(const char* op, const Var<T>& log_prob, FillSignal&& fill
   if (!out.requires_grad()) return out;
   // y = mean(s * lp) ;  dlp += dy s / n
   tape.on_backward(out, [log_prob, out, s, rows, cols, inv_n] {
-    const ConstMatrixMap<T> sm(s, rows, cols);
-    log_prob.grad_sink().add(sm.array() * (out.grad()(0, 0) * inv_n));
+    const ConstMatrixMap<T> kept(s, rows, cols);
+    log_prob.grad_sink().add(kept.array() * (out.grad()(0, 0) * inv_n));
   });
   return out;
 }

@@ -62,15 +62,15 @@ Var<T> straight_through_node(const char* op, StraightThrough kind, const Var<T>&
   node.tape->on_backward(node.out, [logits, node, p, pi0] {
     GradSink<T> dl = logits.grad_sink();
     const auto dy = node.out.grad();
-    const Index k = node.k;
-    parallel_rows(node.rows, 4 * k, [&](Index i) {
+    const Index kk = node.k;
+    parallel_rows(node.rows, 4 * kk, [&](Index i) {
       const auto dyi = dy.row(i).array();
-      const ConstRowArray<T> p1(p + i * k, k);
+      const ConstRowArray<T> p1(p + i * kk, kk);
       if (pi0 == nullptr) {
         dl.add_row(i, p1 * (dyi - (dyi * p1).sum()) * node.inv_tau);
         return;
       }
-      const ConstRowArray<T> p0(pi0 + i * k, k);
+      const ConstRowArray<T> p0(pi0 + i * kk, kk);
       dl.add_row(i, T(2) * p1 * (dyi - (dyi * p1).sum()) - T(0.5) * p0 * (dyi - (dyi * p0).sum()));
     });
   });
