@@ -44,10 +44,10 @@
 #include "gumbel/nn/module.hpp"
 #include "gumbel/nn/sequential.hpp"
 #include "gumbel/optim/adam.hpp"
-#include "gumbel/optim/sgd.hpp"
 #include "gumbel/optim/clip.hpp"
 #include "gumbel/optim/lr_scheduler.hpp"
 #include "gumbel/optim/optimizer.hpp"
+#include "gumbel/optim/sgd.hpp"
 
 #include "gumbel/io/npz.hpp"
 #include "gumbel/io/save.hpp"
