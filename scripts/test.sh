@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: a GCC build (warnings are errors), a clang build (warnings are errors), a
-# portable build of the library's tests (no -march=native), a ThreadSanitizer build of the test
+# portable build of the library's tests (no -march=native, no OpenMP), a ThreadSanitizer build of the test
 # programs, and an AddressSanitizer + UndefinedBehaviorSanitizer build with the fuzzers; the
 # first two and the last through ctest. Build trees go to build-test-*/ beside
 # this script's repository.
@@ -23,11 +23,12 @@ run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD
 run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=ON
 
 # The portable kernels: the library's tests built without -march=native, so that the generic
-# float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well.
+# float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well; and without
+# OpenMP, so that the one-thread build is tested too.
 echo "== portable: configure and build"
 cmake -S . -B build-test-portable -DGUMBEL_WERROR=ON -DGUMBEL_BUILD_TESTS=ON \
       -DGUMBEL_BUILD_EXAMPLES=OFF -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Release \
-      -DGUMBEL_NATIVE=OFF >/dev/null
+      -DGUMBEL_NATIVE=OFF -DGUMBEL_OPENMP=OFF >/dev/null
 cmake --build build-test-portable -j "${jobs}" --target gumbel_tests
 echo "== portable: tests"
 (cd build-test-portable/tests && ./gumbel_tests)
