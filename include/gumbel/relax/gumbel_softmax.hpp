@@ -77,10 +77,13 @@ Matrix<T> one_hot(const Eigen::Matrix<Index, Eigen::Dynamic, 1>& index, Index k)
 template <class T>
 Var<T> gumbel_noise(Tape<T>& tape, Index rows, Index cols, Generator& gen) {
   Var<T> g = tape.make(rows, cols, false, "gumbel_noise");
-  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(rows * cols));
-  T* data = g.value_mut().data();
-  detail::parallel_rows(
-      rows, cols, [&](Index i) { gumbel_range(gen, first, i * cols, cols, data + i * cols); });
+  // The loop reads the shape the tape checked and made, not the arguments: with the arguments,
+  // GCC propagates an overflowing request into the loop it never reaches and warns.
+  auto value = g.value_mut();
+  const Index n = value.rows(), m = value.cols();
+  const std::uint64_t first = gen.advance(Generator::blocks_for<T>(n * m));
+  T* data = value.data();
+  detail::parallel_rows(n, m, [&](Index i) { gumbel_range(gen, first, i * m, m, data + i * m); });
   return g;
 }
 
