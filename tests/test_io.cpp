@@ -224,3 +224,101 @@ TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/p
           io::load(loaded, (dir / "compressed.npz").string());
         }).find("is compressed (method 8): only stored members are read") != std::string::npos);
 }
+
+TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, checked as a whole") {
+  const fs::path dir = scratch("checkpoint");
+  const std::string path = (dir / "ckpt.npz").string();
+  const Md x = test::normal(8, 3, 9), y = test::normal(8, 2, 10);
+  const auto train = [&](Net<double>& net, optim::Adam<double>& adam, int steps) {
+    Tape<double> tape;
+    for (int s = 0; s < steps; ++s) {
+      tape.clear();
+      net.zero_grad();
+      tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
+      adam.step();
+    }
+  };
+  Generator g1(11);
+  Net<double> a(g1);
+  optim::Adam<double> adam_a(a.parameters(), {0.02});
+  train(a, adam_a, 5);
+  const std::string progress = "{\"epoch\": 5, \"note\": \"\\u00e9\\u0000\"}";
+  io::save_checkpoint(path, a, adam_a, {io::bytes_to_npy("progress", progress)});
+  train(a, adam_a, 5);
+
+  const auto names = [&] {
+    std::vector<std::string> out;
+    for (const auto& arr : io::load_npz(path)) out.push_back(arr.name);
+    return out;
+  }();
+  REQUIRE(names.size() == 4 + 9 + 1);
+  CHECK(names.front() == "model.fc1.weight");
+  CHECK(names[4] == "optimizer.fc1.weight.exp_avg");
+  CHECK(names[12] == "optimizer.step");
+  CHECK(names.back() == "progress");
+
+  Generator g2(12);
+  Net<double> b(g2);
+  optim::Adam<double> adam_b(b.parameters(), {0.02});
+  const auto extra = io::load_checkpoint(path, b, adam_b, {"progress"});
+  REQUIRE(extra.count("progress") == 1);
+  const io::NpyArray& text = extra.at("progress");
+  CHECK(text.dtype() == "uint8");
+  CHECK(text.bytes == progress);
+  CHECK(adam_b.steps() == 5);
+  train(b, adam_b, 5);
+  CHECK(same_values(a, b));
+
+  // Errors name the file and the array; nothing changes on any of them.
+  Generator g3(13);
+  Net<double> c(g3);
+  optim::Adam<double> adam_c(c.parameters(), {0.02});
+  const Md before = c.fc1.weight.value;
+  CHECK(test::message_of<FileError>([&] {
+          io::load_checkpoint(path, c, adam_c, {"progress", "history"});
+        }).find("ckpt.npz: no array named history") != std::string::npos);
+  CHECK(test::message_of<FileError>([&] {
+          io::load_checkpoint(path, c, adam_c);
+        }).find("the array progress belongs to nothing loaded here") != std::string::npos);
+  CHECK(test::message_of<FileError>([&] { io::load(c, path); }).find("no array named fc1.weight") !=
+        std::string::npos);
+  CHECK(test::message_of<ValueError>([&] {
+          (void)text.matrix<double>();
+        }).find("progress holds uint8, not float64") != std::string::npos);
+  optim::Adam<double> wrong(a.parameters(), {0.02});
+  CHECK(test::message_of<FileError>([&] {
+          io::load_checkpoint(path, c, wrong, {"progress"});
+        }).find("the optimizer's parameter 0 is not the module's fc1.weight") != std::string::npos);
+  CHECK(c.fc1.weight.value == before);
+  CHECK(adam_c.steps() == 0);
+}
+
+TEST_CASE("NumPy reads a checkpoint's bytes member as text (skipped without numpy)") {
+  if (!have_numpy()) {
+    MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
+    return;
+  }
+  const fs::path dir = scratch("numpy_bytes");
+  Generator gen(14);
+  Net<float> net(gen);
+  optim::Adam<float> adam(net.parameters());
+  io::save_checkpoint((dir / "ckpt.npz").string(), net, adam,
+                      {io::bytes_to_npy("progress", "{\"epochs\": [1, 2]}")});
+  const std::string script = (dir / "read.py").string();
+  spill(script,
+        "import numpy as np, sys, json\n"
+        "d = np.load(sys.argv[1] + '/ckpt.npz')\n"
+        "print(json.loads(bytes(d['progress']).decode())['epochs'][1], d['progress'].dtype,\n"
+        "      d['optimizer.step'][0, 0], d['model.fc2.bias'].shape)\n"
+        "np.savez(sys.argv[1] + '/back.npz', **{k: d[k] for k in d.files})\n");
+  const std::string out = (dir / "out.txt").string();
+  REQUIRE(std::system(("/usr/bin/python3 " + script + " " + dir.string() + " > " + out).c_str()) ==
+          0);
+  CHECK(slurp(out) == "2 uint8 0.0 (1, 2)\n");
+  Generator other(15);
+  Net<float> loaded(other);
+  optim::Adam<float> adam2(loaded.parameters());
+  const auto extra = io::load_checkpoint((dir / "back.npz").string(), loaded, adam2, {"progress"});
+  CHECK(extra.at("progress").bytes == "{\"epochs\": [1, 2]}");
+  CHECK(same_values(loaded, net));
+}

@@ -3,6 +3,7 @@
 #include <gumbel/version.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 
 static_assert(GUMBEL_VERSION ==
@@ -38,6 +39,16 @@ static float exercise() {
   optim::clip_grad_norm(seq.parameters(), 1.0);
   adamw.step();
   schedule.step();
+  optim::Adam<float> adam(seq.parameters());
+  const std::string file =
+      (std::filesystem::temp_directory_path() / "gumbel_consumer_exercise.npz").string();
+  io::save_checkpoint(file, seq, adam, {io::bytes_to_npy("note", "{}")});
+  io::load_checkpoint(file, seq, adam, {"note"});
+  io::save(adam, seq, file);
+  io::load(adam, seq, file);
+  io::save(seq, file);
+  io::load(seq, file);
+  std::filesystem::remove(file);
   return total.item();
 }
 

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "gumbel/core/error.hpp"
 #include "gumbel/core/types.hpp"
 
 namespace gumbel {
@@ -37,19 +38,28 @@ namespace io {
 /// bytes in row-major order. `dims` is 0 (a scalar), 1 (a vector of `cols`) or 2.
 struct NpyArray {
   std::string name;
-  char kind = 'f';   ///< 'f' float, as NumPy's descr
-  int itemsize = 4;  ///< 4 (float32) or 8 (float64)
+  char kind = 'f';   ///< 'f' float or 'u' unsigned (bytes), as NumPy's descr
+  int itemsize = 4;  ///< 4 (float32) or 8 (float64); 1 for bytes (uint8)
   int dims = 2;
   Index rows = 0;
   Index cols = 0;
   std::string bytes;  ///< rows * cols * itemsize
 
-  /// The values as a Matrix<T>, when the element type is T exactly.
+  /// The values as a Matrix<T>; a ValueError unless the elements are T exactly.
   template <class T>
   Matrix<T> matrix() const {
+    if (kind != 'f' || itemsize != int(sizeof(T))) {
+      detail::fail<ValueError>("io::NpyArray::matrix", name, " holds ", dtype(), ", not float",
+                               8 * sizeof(T));
+    }
     Matrix<T> m(rows, cols);
     std::memcpy(m.data(), bytes.data(), bytes.size());
     return m;
+  }
+
+  /// NumPy's name of the element type: float32, float64 or uint8.
+  std::string dtype() const {
+    return (kind == 'u' ? "uint" : "float") + std::to_string(8 * itemsize);
   }
 };
 
@@ -88,10 +98,11 @@ inline void put32(std::string& out, std::uint32_t v) {
   put16(out, v >> 16);
 }
 
-/// The .npy bytes (format 1.0) of an array (row-major, little-endian float).
+/// The .npy bytes (format 1.0) of an array (row-major, little-endian float, or bytes).
 inline std::string npy_bytes(const NpyArray& a) {
   std::ostringstream dict;
-  dict << "{'descr': '<f" << a.itemsize << "', 'fortran_order': False, 'shape': (";
+  dict << "{'descr': '" << (a.kind == 'u' ? "|u" : "<f") << a.itemsize
+       << "', 'fortran_order': False, 'shape': (";
   if (a.dims == 2) dict << a.rows << ", " << a.cols;
   if (a.dims == 1) dict << a.cols << ",";
   dict << "), }";
@@ -209,9 +220,12 @@ inline NpyArray parse_npy(const Reader& file, const std::string& entry, const st
     a.itemsize = 4;
   } else if (descr == "'<f8'" || descr == "'=f8'") {
     a.itemsize = 8;
+  } else if (descr == "'|u1'") {
+    a.kind = 'u';
+    a.itemsize = 1;
   } else {
     file.fail(entry + ": element type " + descr +
-              " is not supported (little-endian float32 '<f4' or float64 '<f8')");
+              " is not supported (little-endian float32 '<f4', float64 '<f8', or uint8 '|u1')");
   }
   const std::string order = npy_field(file, entry, header, "fortran_order");
   if (order != "False" && order != "True") file.fail(entry + ": bad fortran_order " + order);
@@ -276,6 +290,19 @@ NpyArray to_npy(std::string name, const Eigen::MatrixBase<Derived>& matrix) {
   a.rows = m.rows();
   a.cols = m.cols();
   a.bytes.assign(reinterpret_cast<const char*>(m.data()), std::size_t(m.size()) * sizeof(T));
+  return a;
+}
+
+/// Bytes (a text, say JSON) as a 1-D uint8 .npz member: bytes(numpy.load(path)[name]).decode().
+inline NpyArray bytes_to_npy(std::string name, const std::string& bytes) {
+  NpyArray a;
+  a.name = std::move(name);
+  a.kind = 'u';
+  a.itemsize = 1;
+  a.dims = 1;
+  a.rows = 1;
+  a.cols = Index(bytes.size());
+  a.bytes = bytes;
   return a;
 }
 

@@ -1,7 +1,8 @@
 // Saving and loading a model's parameters and Adam's state by name, as .npz (io/npz.hpp), in
 // PyTorch's naming: a module's parameters under their dotted names (encoder.fc1.weight), and
 // for Adam "<name>.exp_avg", "<name>.exp_avg_sq" and "step", as torch.optim.Adam's state holds.
-// Loading checks every name, shape and element type before it changes anything.
+// A checkpoint holds both with a prefix each ("model.", "optimizer.") and the caller's extra
+// arrays. Loading checks every name, shape and element type before it changes anything.
 #pragma once
 
 #include <map>
@@ -15,7 +16,7 @@
 namespace gumbel::io {
 namespace detail {
 
-/// What a file must hold: an array of this name, shape and element size.
+/// What a file must hold: an array of this name, shape and element size (0: any array).
 struct Expected {
   std::string name;
   Index rows, cols;
@@ -38,9 +39,10 @@ inline std::map<std::string, NpyArray> checked_arrays(const std::string& path,
     const auto found = by_name.find(e.name);
     if (found == by_name.end()) throw FileError(path + ": no array named " + e.name);
     const NpyArray& a = found->second;
-    if (a.itemsize != e.itemsize) {
-      throw FileError(path + ": " + e.name + " holds float" + std::to_string(8 * a.itemsize) +
-                      " values, float" + std::to_string(8 * e.itemsize) + " are needed");
+    if (e.itemsize == 0) continue;  // any array of this name (the caller checks it)
+    if (a.kind != 'f' || a.itemsize != e.itemsize) {
+      throw FileError(path + ": " + e.name + " holds " + a.dtype() + " values, float" +
+                      std::to_string(8 * e.itemsize) + " are needed");
     }
     const bool fits = a.dims == 2 ? a.rows == e.rows : e.rows == 1;
     if (!fits || a.cols != e.cols) {
@@ -75,13 +77,80 @@ void require_same_parameters(const std::string& path, const optim::Adam<T>& adam
   }
 }
 
+// Each state below comes as three parts: its arrays (to write), what a file must hold for it
+// (to check), and the assignment from checked arrays. `prefix` goes before every name.
+
+template <class T>
+void add_arrays(std::vector<NpyArray>& out, const nn::Module<T>& module,
+                const std::string& prefix) {
+  for (const auto& [name, p] : module.named_parameters())
+    out.push_back(to_npy(prefix + name, p->value));
+}
+
+template <class T>
+void add_expected(std::vector<Expected>& out, const nn::Module<T>& module,
+                  const std::string& prefix) {
+  for (const auto& [name, p] : module.named_parameters())
+    out.push_back({prefix + name, p->rows(), p->cols(), int(sizeof(T))});
+}
+
+template <class T>
+void assign(nn::Module<T>& module, const std::map<std::string, NpyArray>& arrays,
+            const std::string& prefix) {
+  for (const auto& [name, p] : module.named_parameters())
+    p->value = arrays.at(prefix + name).template matrix<T>();
+}
+
+template <class T>
+void add_arrays(std::vector<NpyArray>& out, const optim::Adam<T>& adam,
+                const typename nn::Module<T>::NamedParameters& named, const std::string& prefix) {
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    out.push_back(to_npy(prefix + named[i].first + ".exp_avg", adam.first_moments()[i]));
+    out.push_back(to_npy(prefix + named[i].first + ".exp_avg_sq", adam.second_moments()[i]));
+  }
+  out.push_back(to_npy(prefix + "step", Matrix<double>::Constant(1, 1, double(adam.steps()))));
+}
+
+template <class T>
+void add_expected(std::vector<Expected>& out, const typename nn::Module<T>::NamedParameters& named,
+                  const std::string& prefix) {
+  out.push_back({prefix + "step", 1, 1, 8});
+  for (const auto& [name, p] : named) {
+    out.push_back({prefix + name + ".exp_avg", p->rows(), p->cols(), int(sizeof(T))});
+    out.push_back({prefix + name + ".exp_avg_sq", p->rows(), p->cols(), int(sizeof(T))});
+  }
+}
+
+/// Adam's step count from its checked array; FileError unless it is a count.
+inline std::int64_t step_count(const std::string& path,
+                               const std::map<std::string, NpyArray>& arrays,
+                               const std::string& prefix) {
+  const double steps = arrays.at(prefix + "step").matrix<double>()(0, 0);
+  if (!(steps >= 0 && steps < 9.0e15) || steps != double(std::int64_t(steps))) {
+    throw FileError(path + ": " + prefix + "step = " + std::to_string(steps) + " is not a count");
+  }
+  return std::int64_t(steps);
+}
+
+template <class T>
+void assign(optim::Adam<T>& adam, const typename nn::Module<T>::NamedParameters& named,
+            const std::map<std::string, NpyArray>& arrays, std::int64_t steps,
+            const std::string& prefix) {
+  for (std::size_t i = 0; i < named.size(); ++i) {
+    adam.first_moments()[i] = arrays.at(prefix + named[i].first + ".exp_avg").template matrix<T>();
+    adam.second_moments()[i] =
+        arrays.at(prefix + named[i].first + ".exp_avg_sq").template matrix<T>();
+  }
+  adam.set_steps(steps);
+}
+
 }  // namespace detail
 
 /// Writes every parameter of `module` under its dotted name (numpy.load(path)["fc1.weight"]).
 template <class T>
 void save(const nn::Module<T>& module, const std::string& path) {
   std::vector<NpyArray> arrays;
-  for (const auto& [name, p] : module.named_parameters()) arrays.push_back(to_npy(name, p->value));
+  detail::add_arrays(arrays, module, "");
   save_npz(path, arrays);
 }
 
@@ -90,12 +159,9 @@ void save(const nn::Module<T>& module, const std::string& path) {
 /// nothing is changed.
 template <class T>
 void load(nn::Module<T>& module, const std::string& path) {
-  const auto named = module.named_parameters();
   std::vector<detail::Expected> expected;
-  for (const auto& [name, p] : named)
-    expected.push_back({name, p->rows(), p->cols(), int(sizeof(T))});
-  const auto arrays = detail::checked_arrays(path, expected);
-  for (const auto& [name, p] : named) p->value = arrays.at(name).template matrix<T>();
+  detail::add_expected(expected, module, "");
+  detail::assign(module, detail::checked_arrays(path, expected), "");
 }
 
 /// Writes Adam's state for the parameters of `module` (which must be the optimizer's, in
@@ -105,11 +171,7 @@ void save(const optim::Adam<T>& adam, const nn::Module<T>& module, const std::st
   const auto named = module.named_parameters();
   detail::require_same_parameters(path, adam, named);
   std::vector<NpyArray> arrays;
-  for (std::size_t i = 0; i < named.size(); ++i) {
-    arrays.push_back(to_npy(named[i].first + ".exp_avg", adam.first_moments()[i]));
-    arrays.push_back(to_npy(named[i].first + ".exp_avg_sq", adam.second_moments()[i]));
-  }
-  arrays.push_back(to_npy("step", Matrix<double>::Constant(1, 1, double(adam.steps()))));
+  detail::add_arrays(arrays, adam, named, "");
   save_npz(path, arrays);
 }
 
@@ -118,21 +180,47 @@ template <class T>
 void load(optim::Adam<T>& adam, const nn::Module<T>& module, const std::string& path) {
   const auto named = module.named_parameters();
   detail::require_same_parameters(path, adam, named);
-  std::vector<detail::Expected> expected{{"step", 1, 1, 8}};
-  for (const auto& [name, p] : named) {
-    expected.push_back({name + ".exp_avg", p->rows(), p->cols(), int(sizeof(T))});
-    expected.push_back({name + ".exp_avg_sq", p->rows(), p->cols(), int(sizeof(T))});
-  }
+  std::vector<detail::Expected> expected;
+  detail::add_expected<T>(expected, named, "");
   const auto arrays = detail::checked_arrays(path, expected);
-  const double steps = arrays.at("step").matrix<double>()(0, 0);
-  if (!(steps >= 0 && steps < 9.0e15) || steps != double(std::int64_t(steps))) {
-    throw FileError(path + ": step = " + std::to_string(steps) + " is not a count");
-  }
-  for (std::size_t i = 0; i < named.size(); ++i) {
-    adam.first_moments()[i] = arrays.at(named[i].first + ".exp_avg").template matrix<T>();
-    adam.second_moments()[i] = arrays.at(named[i].first + ".exp_avg_sq").template matrix<T>();
-  }
-  adam.set_steps(std::int64_t(steps));
+  detail::assign(adam, named, arrays, detail::step_count(path, arrays, ""), "");
+}
+
+/// Writes a training checkpoint in one file, atomically: the model's parameters under
+/// "model.<name>", Adam's state under "optimizer.<name>.exp_avg", ..., "optimizer.step", and
+/// the caller's `extra` arrays under their own names (progress, say, as bytes_to_npy(JSON)).
+template <class T>
+void save_checkpoint(const std::string& path, const nn::Module<T>& model,
+                     const optim::Adam<T>& adam, const std::vector<NpyArray>& extra = {}) {
+  const auto named = model.named_parameters();
+  detail::require_same_parameters(path, adam, named);
+  std::vector<NpyArray> arrays;
+  detail::add_arrays(arrays, model, "model.");
+  detail::add_arrays(arrays, adam, named, "optimizer.");
+  arrays.insert(arrays.end(), extra.begin(), extra.end());
+  save_npz(path, arrays);
+}
+
+/// Reads a checkpoint written by save_checkpoint into `model` and `adam`, and returns the
+/// arrays named `extra` (each must be present; any other name is an error). Everything is
+/// checked before anything changes.
+template <class T>
+std::map<std::string, NpyArray> load_checkpoint(const std::string& path, nn::Module<T>& model,
+                                                optim::Adam<T>& adam,
+                                                const std::vector<std::string>& extra = {}) {
+  const auto named = model.named_parameters();
+  detail::require_same_parameters(path, adam, named);
+  std::vector<detail::Expected> expected;
+  detail::add_expected(expected, model, "model.");
+  detail::add_expected<T>(expected, named, "optimizer.");
+  for (const std::string& name : extra) expected.push_back({name, 0, 0, 0});
+  auto arrays = detail::checked_arrays(path, expected);
+  const std::int64_t steps = detail::step_count(path, arrays, "optimizer.");
+  detail::assign(model, arrays, "model.");
+  detail::assign(adam, named, arrays, steps, "optimizer.");
+  std::map<std::string, NpyArray> out;
+  for (const std::string& name : extra) out.emplace(name, std::move(arrays.at(name)));
+  return out;
 }
 
 }  // namespace gumbel::io
