@@ -11,4 +11,4 @@ cmake --build build -j "$(nproc)" --target vae_mnist
 bash examples/vae_mnist/fetch_mnist.sh data/mnist
 ./build/examples/vae_mnist/vae_mnist --data-dir data/mnist --output-dir out/vae_mnist --resume "$@"
 echo "Results: out/vae_mnist/ (reconstructions_epochNNN.png, samples_epochNNN.png, loss.svg," \
-     "loss.csv, metrics.json, checkpoint.bin, weights/*.npy)"
+     "loss.csv, metrics.json, checkpoint.npz, weights.npz)"

@@ -199,9 +199,18 @@ TEST_CASE("a short training run lowers the loss and writes every output file") {
   std::ifstream svg(out / "loss.svg");
   std::getline(svg, line);
   CHECK(line.rfind("<svg", 0) == 0);
-  CHECK(fs::file_size(out / "weights" / "enc1.weight.npy") ==
-        128 + 512 * 64 * 4);  // header + 512x64 floats
-  CHECK(fs::exists(out / "checkpoint.bin"));
+  // The weights by name, as the module tree names them; the checkpoint holds the same values.
+  const auto weights = gumbel::io::load_npz((out / "weights.npz").string());
+  REQUIRE(weights.size() == 12);
+  CHECK(weights.front().name == "encoder.0.weight");
+  CHECK(weights.front().rows == 512);
+  CHECK(weights.front().cols == 64);
+  CHECK(weights.back().name == "decoder.4.bias");
+  const auto checkpoint = gumbel::io::load_npz((out / "checkpoint.npz").string());
+  REQUIRE(checkpoint.size() == 12 + 2 * 12 + 1 + 1);
+  CHECK(checkpoint.front().name == "model.encoder.0.weight");
+  CHECK(checkpoint.front().bytes == weights.front().bytes);
+  CHECK(checkpoint.back().name == "progress");
 
   // A second run into the same folder must not silently replace the first.
   CHECK(message_of<gumbel::ValueError>([&] {
@@ -245,7 +254,7 @@ TEST_CASE("corrupt, truncated or mismatched checkpoints are refused with a clear
   vae::Options o = small_options(data, out);
   o.epochs = 1;
   vae::run(o);
-  const fs::path ckpt = out / "checkpoint.bin";
+  const fs::path ckpt = out / "checkpoint.npz";
   std::string bytes;
   {
     std::ifstream in(ckpt, std::ios::binary);
@@ -263,10 +272,10 @@ TEST_CASE("corrupt, truncated or mismatched checkpoints are refused with a clear
   std::string flipped = bytes;
   flipped[bytes.size() / 2] ^= 0x20;
   write(ckpt, flipped);
-  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find("checksum mismatch") !=
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find("CRC-32 mismatch") !=
         std::string::npos);
   write(ckpt, bytes.substr(0, bytes.size() - 100));
-  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find("truncated") !=
+  CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find("not a zip archive") !=
         std::string::npos);
   write(ckpt, "not a checkpoint at all");
   CHECK(message_of<vae::CheckpointError>([&] { vae::run(o); }).find(ckpt.string()) == 0);
@@ -357,7 +366,7 @@ TEST_CASE("the output folder: stale temporaries removed, unwritable and odd path
   REQUIRE(child > 0);
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
-  const fs::path stale = out / ("checkpoint.bin.tmp." + std::to_string(child));
+  const fs::path stale = out / ("metrics.json.tmp." + std::to_string(child));
   const fs::path alive = out / ("metrics.json.tmp." + std::to_string(getppid()));
   write(stale, std::string(1000, 'x'));
   write(alive, "another running process is writing this");
@@ -375,12 +384,12 @@ TEST_CASE("the output folder: stale temporaries removed, unwritable and odd path
 
   // A checkpoint path that is a folder names the path.
   const fs::path odd = scratch_dir("out_odd");
-  fs::create_directories(odd / "checkpoint.bin");
+  fs::create_directories(odd / "checkpoint.npz");
   vae::Options p = o;
   p.output_dir = odd.string();
   CHECK(message_of<vae::CheckpointError>([&] {
           vae::run(p);
-        }).find((odd / "checkpoint.bin").string()) == 0);
+        }).find((odd / "checkpoint.npz").string()) == 0);
   // A folder nothing can be written into is refused before any training (root included).
   CHECK(message_of<std::runtime_error>([] {
           examples::require_writable_dir("/proc");
@@ -421,16 +430,6 @@ TEST_CASE("IDX: the element type is printed in hex, and a gzip bomb is refused b
   CHECK(examples::read_idx((dir / "good.gz").string()).data ==
         std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
 }
-
-namespace {
-
-/// A whole file's bytes.
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-}  // namespace
 
 TEST_CASE("--binarize: fixed images are 0/1 from their own seed, dynamic ones change each epoch") {
   vae::Options o = fresh_run("binarize", 60, 30, 31);
@@ -549,31 +548,37 @@ TEST_CASE("--final-bound writes the test bounds; the importance-weighted one is 
         "--anneal-every: must be at least 1, got 0");
 }
 
-TEST_CASE("a version 1 checkpoint (no test -ELBO per epoch) still resumes exactly") {
-  vae::Options o = fresh_run("v1_checkpoint", 60, 20, 51);
+TEST_CASE("checkpoints of the binary versions 1 and 2 still resume exactly") {
+  vae::Options o = fresh_run("legacy_checkpoint", 60, 20, 51);
   o.epochs = 3;
   const auto straight = vae::run(o);
-  vae::Options part = o;
-  part.output_dir = scratch_dir("v1_checkpoint_part").string();
-  part.epochs = 2;
-  vae::run(part);
-  // Rewrite the checkpoint as version 1 wrote it: each epoch record without its last double.
-  const fs::path ckpt = fs::path(part.output_dir) / "checkpoint.bin";
-  const std::string bytes = read_bytes(ckpt);
-  const std::size_t header = 8 + 4 + 8;
-  std::string payload = bytes.substr(header, bytes.size() - header - 8);
-  const std::size_t record = sizeof(vae::EpochRecord);
-  const std::size_t old_record = record - sizeof(double);
-  const std::size_t history = payload.size() - 2 * record;
-  std::string v1 = payload.substr(0, history);
-  for (int e = 0; e < 2; ++e) v1 += payload.substr(history + std::size_t(e) * record, old_record);
-  write(ckpt, vae::frame_checkpoint(v1, 1));
-  part.epochs = 3;
-  part.resume = true;
-  const auto resumed = vae::run(part);
-  REQUIRE(resumed.size() == 3);
-  CHECK(std::isnan(resumed[0].test_nelbo));
-  CHECK(resumed[1].train_loss == straight[1].train_loss);
-  CHECK(resumed[2].train_loss == straight[2].train_loss);
-  CHECK(resumed[2].test_nelbo == straight[2].test_nelbo);
+  for (std::uint32_t version : {1u, 2u}) {
+    CAPTURE(version);
+    vae::Options part = o;
+    part.output_dir = scratch_dir("legacy_checkpoint_v" + std::to_string(version)).string();
+    part.epochs = 2;
+    vae::run(part);
+    // The state after two epochs, written again as that version wrote it.
+    const fs::path dir = part.output_dir;
+    vae::ModelShape shape;
+    shape.pixels = 64;
+    shape.latents = o.latents;
+    shape.classes = o.classes;
+    gumbel::Generator init(99);
+    vae::CategoricalVae model(shape, init);
+    gumbel::optim::Adam<float> adam(model.parameters());
+    const vae::Checkpoint progress = vae::load_checkpoint(
+        (dir / "checkpoint.npz").string(), vae::checkpoint_settings(part), model, adam);
+    write(dir / "checkpoint.bin", vae::legacy_checkpoint_bytes(progress, adam, version));
+    fs::remove(dir / "checkpoint.npz");
+    part.epochs = 3;
+    part.resume = true;
+    const auto resumed = vae::run(part);
+    REQUIRE(resumed.size() == 3);
+    CHECK(std::isnan(resumed[0].test_nelbo) == (version == 1));
+    CHECK(resumed[1].train_loss == straight[1].train_loss);
+    CHECK(resumed[2].train_loss == straight[2].train_loss);
+    CHECK(resumed[2].test_nelbo == straight[2].test_nelbo);
+    CHECK(fs::exists(dir / "checkpoint.npz"));  // the next save is in the current format
+  }
 }

@@ -5,17 +5,17 @@
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <type_traits>
 #include <utility>
-
-#include "output.hpp"
 
 namespace vae {
 namespace {
 
+// The binary format: version 2 added EpochRecord::test_nelbo; version 1 files are read with it
+// set to NaN.
 constexpr char kMagic[8] = {'G', 'U', 'M', 'B', 'E', 'L', 'C', 'K'};
-// Version 2 added EpochRecord::test_nelbo; version 1 files are read with it set to NaN.
-constexpr std::uint32_t kVersion = kCheckpointVersion;
+constexpr std::uint32_t kVersion = 2;
 
 /// An epoch's record as version 1 stored it.
 struct EpochRecordV1 {
@@ -115,10 +115,110 @@ bool same_setting(const std::string& stored, const std::string& given) {
   return number_of(stored, a) && number_of(given, b) && a == b;
 }
 
+/// CheckpointError unless the stored settings are the run's.
+void check_settings(const std::string& path, const std::map<std::string, std::string>& stored,
+                    const std::map<std::string, std::string>& expected) {
+  for (const auto& [key, value] : expected) {
+    const auto found = stored.find(key);
+    const std::string was = found == stored.end() ? "(missing)" : found->second;
+    if (!same_setting(was, value)) {
+      throw CheckpointError(path + ": written with " + key + " = " + was +
+                            ", but this run has " + key + " = " + value +
+                            " (use the same settings to resume, or another output folder)");
+    }
+  }
+  for (const auto& [key, value] : stored) {
+    if (expected.count(key) == 0) {
+      throw CheckpointError(path + ": written with " + key + " = " + value + ", but this run has " +
+                            key + " at its default (use the same settings to resume, or another " +
+                            "output folder)");
+    }
+  }
+}
+
+/// The progress as JSON text; NaN (a version 1 history's test_nelbo) is written as null.
+std::string progress_json(const Checkpoint& progress) {
+  nlohmann::json history = nlohmann::json::array();
+  for (const EpochRecord& r : progress.history) {
+    history.push_back({{"epoch", r.epoch},
+                       {"train_loss", r.train_loss},
+                       {"test_loss", r.test_loss},
+                       {"temperature", r.temperature},
+                       {"seconds", r.seconds},
+                       {"images_per_second", r.images_per_second},
+                       {"test_nelbo", r.test_nelbo}});
+  }
+  const nlohmann::json j = {
+      {"settings", progress.settings}, {"epochs_done", progress.epochs_done}, {"history", history}};
+  return j.dump(1);
+}
+
+/// The progress from its JSON text; CheckpointError naming the file when anything is missing.
+Checkpoint parse_progress(const std::string& path, const std::string& text) {
+  Checkpoint out;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(text);
+    out.settings = j.at("settings").get<std::map<std::string, std::string>>();
+    out.epochs_done = j.at("epochs_done").get<std::int64_t>();
+    for (const nlohmann::json& e : j.at("history")) {
+      const auto number = [&](const char* key) {
+        const nlohmann::json& v = e.at(key);
+        return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+      };
+      EpochRecord r;
+      r.epoch = e.at("epoch").get<std::int64_t>();
+      r.train_loss = number("train_loss");
+      r.test_loss = number("test_loss");
+      r.temperature = number("temperature");
+      r.seconds = number("seconds");
+      r.images_per_second = number("images_per_second");
+      r.test_nelbo = number("test_nelbo");
+      out.history.push_back(r);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(path + ": the progress record is corrupt (" + e.what() + ")");
+  }
+  if (out.epochs_done < 0) throw CheckpointError(path + ": corrupt checkpoint (negative epochs)");
+  return out;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
-                     gumbel::optim::Adam<float>& adam) {
+                     const gumbel::nn::Module<float>& model,
+                     const gumbel::optim::Adam<float>& adam) {
+  gumbel::io::save_checkpoint(path, model, adam,
+                              {gumbel::io::bytes_to_npy("progress", progress_json(progress))});
+}
+
+Checkpoint load_checkpoint(const std::string& path,
+                           const std::map<std::string, std::string>& expected,
+                           gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam) {
+  try {
+    std::string bytes = gumbel::io::detail::read_all(path);
+    if (bytes.compare(0, sizeof kMagic, kMagic, sizeof kMagic) == 0) {
+      return parse_checkpoint(bytes, path, expected, adam);
+    }
+    bytes.clear();
+    // The progress first: other settings are named as such, not as a shape that differs.
+    Checkpoint out;
+    bool found = false;
+    for (const gumbel::io::NpyArray& a : gumbel::io::load_npz(path)) {
+      if (a.name != "progress") continue;
+      out = parse_progress(path, a.bytes);
+      found = true;
+    }
+    if (!found) throw CheckpointError(path + ": no progress record (not a vae_mnist checkpoint?)");
+    check_settings(path, out.settings, expected);
+    gumbel::io::load_checkpoint(path, model, adam, {"progress"});
+    return out;
+  } catch (const gumbel::FileError& e) {
+    throw CheckpointError(e.what());
+  }
+}
+
+std::string legacy_checkpoint_bytes(const Checkpoint& progress,
+                                    const gumbel::optim::Adam<float>& adam, std::uint32_t version) {
   Writer payload;
   payload.put<std::uint64_t>(progress.settings.size());
   for (const auto& [key, value] : progress.settings) {
@@ -135,9 +235,15 @@ void save_checkpoint(const std::string& path, const Checkpoint& progress,
     payload.put_matrix(adam.second_moments()[i]);
   }
   payload.put<std::uint64_t>(progress.history.size());
-  for (const EpochRecord& r : progress.history) payload.put(r);
-
-  write_file_atomic(path, frame_checkpoint(payload.bytes()));
+  for (const EpochRecord& r : progress.history) {
+    if (version == 1) {
+      payload.put(EpochRecordV1{r.epoch, r.train_loss, r.test_loss, r.temperature, r.seconds,
+                                r.images_per_second});
+    } else {
+      payload.put(r);
+    }
+  }
+  return frame_checkpoint(payload.bytes(), version);
 }
 
 std::string frame_checkpoint(const std::string& payload, std::uint32_t version) {
@@ -148,16 +254,6 @@ std::string frame_checkpoint(const std::string& payload, std::uint32_t version) 
   file.bytes() += payload;
   file.put(fnv1a(payload.data(), payload.size()));
   return std::move(file.bytes());
-}
-
-Checkpoint load_checkpoint(const std::string& path,
-                           const std::map<std::string, std::string>& expected,
-                           gumbel::optim::Adam<float>& adam) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CheckpointError(path + ": cannot be opened");
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw CheckpointError(path + ": cannot be read (a folder?)");
-  return parse_checkpoint(bytes, path, expected, adam);
 }
 
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
@@ -191,22 +287,7 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
     std::string key = r.get_string();
     out.settings[key] = r.get_string();
   }
-  for (const auto& [key, value] : expected) {
-    const auto found = out.settings.find(key);
-    const std::string stored = found == out.settings.end() ? "(missing)" : found->second;
-    if (!same_setting(stored, value)) {
-      throw CheckpointError(path + ": written with " + key + " = " + stored +
-                            ", but this run has " + key + " = " + value +
-                            " (use the same settings to resume, or another output folder)");
-    }
-  }
-  for (const auto& [key, value] : out.settings) {
-    if (expected.count(key) == 0) {
-      throw CheckpointError(path + ": written with " + key + " = " + value + ", but this run has " +
-                            key + " at its default (use the same settings to resume, or another " +
-                            "output folder)");
-    }
-  }
+  check_settings(path, out.settings, expected);
   out.epochs_done = r.get<std::int64_t>();
   const auto steps = r.get<std::int64_t>();
   if (out.epochs_done < 0 || steps < 0) {

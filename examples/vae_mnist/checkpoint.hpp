@@ -1,4 +1,5 @@
-// Checkpoints: parameters, Adam state, progress and history in one checksummed file.
+// Checkpoints: the model, Adam's state and the run's progress in one .npz, written atomically by
+// gumbel::io::save_checkpoint. Files of the earlier binary format (versions 1 and 2) still load.
 #pragma once
 
 #include <cstdint>
@@ -26,40 +27,47 @@ struct EpochRecord {
   double seconds = 0;      ///< training time of the epoch
   double images_per_second = 0;
   /// Test negative ELBO with discrete (one-hot) codes, one per image; NaN in checkpoints of
-  /// version 1, which did not record it.
+  /// binary version 1, which did not record it.
   double test_nelbo = 0;
 };
 
-/// Everything a run needs to continue exactly where it stopped. The settings that shape the
-/// run (sizes, seed, learning rate, ...) are stored as text so that a resume with other
-/// settings is refused with the name of the setting. Settings added after version 1 are stored
-/// only when they differ from their default, so older checkpoints of default runs still resume.
+/// Everything a run needs to continue exactly where it stopped, besides the parameters and
+/// Adam's state. The settings that shape the run (sizes, seed, learning rate, ...) are stored as
+/// text so that a resume with other settings is refused with the name of the setting. Settings
+/// added after the first format are stored only when they differ from their default, so older
+/// checkpoints of default runs still resume.
 struct Checkpoint {
   std::map<std::string, std::string> settings;
   std::int64_t epochs_done = 0;
   std::vector<EpochRecord> history;
 };
 
-/// Writes parameters, Adam's moments and step, and the progress atomically, with a checksum.
+/// Writes `path` (an .npz): the model under "model.<name>", Adam's state under "optimizer.",
+/// and the progress as JSON bytes under "progress" (numpy: bytes(np.load(path)["progress"])).
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
-                     gumbel::optim::Adam<float>& adam);
+                     const gumbel::nn::Module<float>& model,
+                     const gumbel::optim::Adam<float>& adam);
 
-/// Reads a checkpoint into `adam`'s parameters and state. Throws CheckpointError naming the file
-/// when it is corrupt or truncated, or when its settings or shapes differ from `expected`.
+/// Reads a checkpoint (an .npz, or a file of the binary versions 1 and 2) into `model` and
+/// `adam`. Settings are compared first, then every name and shape: on any CheckpointError,
+/// naming the file and what is wrong, nothing has changed.
 Checkpoint load_checkpoint(const std::string& path,
                            const std::map<std::string, std::string>& expected,
-                           gumbel::optim::Adam<float>& adam);
+                           gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam);
 
-/// The version save_checkpoint writes (parse_checkpoint reads 1 to this).
-inline constexpr std::uint32_t kCheckpointVersion = 2;
+/// The binary format of versions 1 and 2 ------------------------------------------------------
 
-/// The bytes of a checkpoint file around a payload: magic, version, payload size, the payload
-/// and its checksum.
-std::string frame_checkpoint(const std::string& payload,
-                             std::uint32_t version = kCheckpointVersion);
+/// The bytes a version 1 or 2 release wrote for this state (parameters in the optimizer's
+/// order): what the tests use to show that such files still resume exactly.
+std::string legacy_checkpoint_bytes(const Checkpoint& progress,
+                                    const gumbel::optim::Adam<float>& adam, std::uint32_t version);
 
-/// load_checkpoint on the file's bytes, already read; `path` names them in errors. Settings
-/// that are numbers compare by value.
+/// The bytes of a binary checkpoint file around a payload: magic, version, payload size, the
+/// payload and its checksum.
+std::string frame_checkpoint(const std::string& payload, std::uint32_t version = 2);
+
+/// A binary checkpoint's bytes, already read (`path` names them in errors), into `adam`'s
+/// parameters and state. Settings that are numbers compare by value.
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
                             const std::map<std::string, std::string>& expected,
                             gumbel::optim::Adam<float>& adam);

@@ -21,20 +21,23 @@ std::string to_string(Estimator e) {
   return "?";
 }
 
-CategoricalVae::CategoricalVae(const ModelShape& shape, gumbel::Generator& init)
-    : shape_(shape),
-      enc1_(shape.pixels, shape.hidden1, init),
-      enc2_(shape.hidden1, shape.hidden2, init),
-      enc3_(shape.hidden2, shape.latents * shape.classes, init),
-      dec1_(shape.latents * shape.classes, shape.hidden2, init),
-      dec2_(shape.hidden2, shape.hidden1, init),
-      dec3_(shape.hidden1, shape.pixels, init) {
-  register_module("enc1", enc1_);
-  register_module("enc2", enc2_);
-  register_module("enc3", enc3_);
-  register_module("dec1", dec1_);
-  register_module("dec2", dec2_);
-  register_module("dec3", dec3_);
+CategoricalVae::CategoricalVae(const ModelShape& shape, gumbel::Generator& init) : shape_(shape) {
+  using Linear = gumbel::nn::Linear<float>;
+  using ReLU = gumbel::nn::ReLU<float>;
+  const Index codes = shape.latents * shape.classes;
+  encoder_.add<Linear>(shape.pixels, shape.hidden1, init);
+  encoder_.add<ReLU>();
+  encoder_.add<Linear>(shape.hidden1, shape.hidden2, init);
+  encoder_.add<ReLU>();
+  encoder_.add<Linear>(shape.hidden2, codes, init);
+  if (!shape.linear_logits) encoder_.add<ReLU>();
+  decoder_.add<Linear>(codes, shape.hidden2, init);
+  decoder_.add<ReLU>();
+  decoder_.add<Linear>(shape.hidden2, shape.hidden1, init);
+  decoder_.add<ReLU>();
+  decoder_.add<Linear>(shape.hidden1, shape.pixels, init);
+  register_module("encoder", encoder_);
+  register_module("decoder", decoder_);
 }
 
 Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& noise,
@@ -59,7 +62,7 @@ Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& nois
       z = gumbel_rao(logits, tau, noise, rao_samples);
       break;
   }
-  const Var recon_logits = dec3_(relu(dec2_(relu(dec1_(reshape(z, batch, n * k))))));
+  const Var recon_logits = decoder_(reshape(z, batch, n * k));
   const float inv_batch = 1.0f / float(batch);
   const Var reconstruction =
       binary_cross_entropy_with_logits(recon_logits, x, Reduction::sum) * inv_batch;
@@ -73,22 +76,18 @@ Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& nois
 }
 
 Var CategoricalVae::encode(const Var& x) {
-  using namespace gumbel;
-  const Var h = relu(enc2_(relu(enc1_(x))));
-  const Var out = shape_.linear_logits ? enc3_(h) : relu(enc3_(h));
   // One categorical per row: (B, N*K) viewed as (B*N, K).
-  return reshape(out, x.rows() * shape_.latents, shape_.classes);
+  return gumbel::reshape(encoder_(x), x.rows() * shape_.latents, shape_.classes);
 }
 
 Eigen::VectorXd CategoricalVae::log_likelihood(const Var& z, const Var& x) {
   using namespace gumbel;
-  const Var logits = dec3_(relu(dec2_(relu(dec1_(z)))));
-  const Var bce = binary_cross_entropy_with_logits(logits, x, Reduction::none);
+  const Var bce = binary_cross_entropy_with_logits(decoder_(z), x, Reduction::none);
   return -bce.value().cast<double>().rowwise().sum();
 }
 
 Var CategoricalVae::decode(const Var& z) {
-  return gumbel::sigmoid(dec3_(gumbel::relu(dec2_(gumbel::relu(dec1_(z))))));
+  return gumbel::sigmoid(decoder_(z));
 }
 
 }  // namespace vae

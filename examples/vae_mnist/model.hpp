@@ -44,7 +44,8 @@ struct Forward {
   float kl = 0;
 };
 
-/// A module tree of six layers, named enc1..enc3 and dec1..dec3 (enc1.weight, enc1.bias, ...).
+/// Two Sequentials of three linear layers each: parameters encoder.0.weight, encoder.0.bias,
+/// encoder.2.weight, ..., decoder.4.bias, as PyTorch names an nn.Sequential's.
 class CategoricalVae : public gumbel::nn::Module<float> {
  public:
   CategoricalVae(const ModelShape& shape, gumbel::Generator& init);
@@ -71,7 +72,8 @@ class CategoricalVae : public gumbel::nn::Module<float> {
 
  private:
   ModelShape shape_;
-  gumbel::nn::Linear<float> enc1_, enc2_, enc3_, dec1_, dec2_, dec3_;
+  gumbel::nn::Sequential<float> encoder_;  ///< pixels to the N K logits
+  gumbel::nn::Sequential<float> decoder_;  ///< codes to the pixels' logits
 };
 
 }  // namespace vae

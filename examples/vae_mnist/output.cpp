@@ -23,19 +23,4 @@ void write_loss_svg(const std::string& path, const std::vector<LossPoint>& point
   examples::write_chart(path, chart);
 }
 
-std::string npy_bytes(const gumbel::Matrix<float>& m) {
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" +
-                       std::to_string(m.rows()) + ", " + std::to_string(m.cols()) + "), }";
-  // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
-  const std::size_t total = ((10 + header.size() + 1 + 63) / 64) * 64;
-  header.append(total - 10 - header.size() - 1, ' ');
-  header += '\n';
-  std::string out("\x93NUMPY\x01\x00", 8);
-  out += static_cast<char>(header.size() & 0xff);
-  out += static_cast<char>(header.size() >> 8);
-  out += header;
-  out.append(reinterpret_cast<const char*>(m.data()), sizeof(float) * std::size_t(m.size()));
-  return out;
-}
-
 }  // namespace vae

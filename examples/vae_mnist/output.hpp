@@ -1,5 +1,5 @@
-// Writing results: an SVG loss curve, .npy tensors (atomic file writes and PNG image grids come
-// from examples/common).
+// Writing results: an SVG loss curve (atomic file writes and PNG image grids come from
+// examples/common).
 #pragma once
 
 #include <string>
@@ -25,8 +25,5 @@ struct LossPoint {
 
 /// Train and test loss against epoch as an SVG line chart.
 void write_loss_svg(const std::string& path, const std::vector<LossPoint>& points);
-
-/// A float32 matrix in NumPy's .npy format (loadable with numpy.load).
-std::string npy_bytes(const gumbel::Matrix<float>& m);
 
 }  // namespace vae

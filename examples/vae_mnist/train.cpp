@@ -189,6 +189,10 @@ std::string epoch_file(const char* stem, std::int64_t epoch) {
 
 }  // namespace
 
+std::map<std::string, std::string> checkpoint_settings(const Options& o) {
+  return run_settings(o, o.hard ? Estimator::straight_through : parse_estimator(o.estimator));
+}
+
 void validate(const Options& o) {
   if (o.epochs < 1) invalid("epochs", "must be at least 1, got ", o.epochs);
   if (o.batch_size < 1) invalid("batch-size", "must be at least 1, got ", o.batch_size);
@@ -267,17 +271,19 @@ std::vector<EpochRecord> run(const Options& o) {
   // temporary files of an earlier run that was killed while writing.
   examples::require_writable_dir(out_dir.string());
   examples::remove_stale_temporaries(out_dir.string());
-  if (fs::is_directory(out_dir / "weights")) {
-    examples::remove_stale_temporaries((out_dir / "weights").string());
+  // checkpoint.bin: the binary format of earlier releases, resumed from when no .npz exists.
+  const std::string checkpoint_path = (out_dir / "checkpoint.npz").string();
+  std::string resume_from = checkpoint_path;
+  if (!fs::exists(resume_from) && fs::exists(out_dir / "checkpoint.bin")) {
+    resume_from = (out_dir / "checkpoint.bin").string();
   }
-  const std::string checkpoint_path = (out_dir / "checkpoint.bin").string();
-  const bool have_checkpoint = fs::exists(checkpoint_path);
-  if (have_checkpoint && !fs::is_regular_file(checkpoint_path)) {
-    throw CheckpointError(checkpoint_path + ": is not a regular file (a folder?); move it away " +
+  const bool have_checkpoint = fs::exists(resume_from);
+  if (have_checkpoint && !fs::is_regular_file(resume_from)) {
+    throw CheckpointError(resume_from + ": is not a regular file (a folder?); move it away " +
                           "or choose another --output-dir");
   }
   if (have_checkpoint && !o.resume && !o.overwrite) {
-    throw gumbel::ValueError(checkpoint_path +
+    throw gumbel::ValueError(resume_from +
                              " already exists: pass --resume to continue that run, --overwrite to "
                              "replace it, or choose another --output-dir");
   }
@@ -315,10 +321,9 @@ std::vector<EpochRecord> run(const Options& o) {
   Checkpoint progress;
   progress.settings = run_settings(o, estimator);
   if (o.resume && have_checkpoint) {
-    progress = load_checkpoint(checkpoint_path, progress.settings, adam);
+    progress = load_checkpoint(resume_from, progress.settings, model, adam);
     if (!o.quiet) {
-      std::cerr << "resuming " << checkpoint_path << " after epoch " << progress.epochs_done
-                << "\n";
+      std::cerr << "resuming " << resume_from << " after epoch " << progress.epochs_done << "\n";
     }
   }
 
@@ -430,7 +435,7 @@ std::vector<EpochRecord> run(const Options& o) {
                        test.cols, 8);
     }
     write_reports(out_dir, o, estimator, progress.history);
-    save_checkpoint(checkpoint_path, progress, adam);
+    save_checkpoint(checkpoint_path, progress, model, adam);
     {
       std::printf(
           "epoch %3lld  train loss %.4f  test loss %.4f  test -ELBO %.2f  tau %.4f  %.1f s  "
@@ -469,12 +474,8 @@ std::vector<EpochRecord> run(const Options& o) {
     std::fflush(stdout);
   }
 
-  // The trained weights as .npy files, loadable with numpy.load or torch.from_numpy.
-  const fs::path weights = out_dir / "weights";
-  fs::create_directories(weights);
-  for (const auto& [name, param] : model.named_parameters()) {
-    write_file_atomic((weights / (name + ".npy")).string(), npy_bytes(param->value));
-  }
+  // The trained weights by name, for numpy.load or a PyTorch model's load_state_dict.
+  gumbel::io::save(model, (out_dir / "weights.npz").string());
   return progress.history;
 }
 

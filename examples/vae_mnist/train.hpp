@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ struct Options {
   Index test_limit = 0;
   bool quiet = false;
 };
+
+/// The settings a checkpoint records (and a resume must match) for these options, as text.
+std::map<std::string, std::string> checkpoint_settings(const Options& options);
 
 /// Throws gumbel::ValueError naming the first invalid option and why.
 void validate(const Options& options);
