@@ -207,10 +207,13 @@ TEST_CASE("a short training run lowers the loss and writes every output file") {
   CHECK(weights.front().cols == 64);
   CHECK(weights.back().name == "decoder.4.bias");
   const auto checkpoint = gumbel::io::load_npz((out / "checkpoint.npz").string());
-  REQUIRE(checkpoint.size() == 12 + 2 * 12 + 1 + 1);
+  REQUIRE(checkpoint.size() == 12 + 2 * 12 + 1 + 2);  // model, Adam's moments and step, progress
   CHECK(checkpoint.front().name == "model.encoder.0.weight");
   CHECK(checkpoint.front().bytes == weights.front().bytes);
-  CHECK(checkpoint.back().name == "progress");
+  const gumbel::io::NpyArray& recorded = checkpoint.back();
+  CHECK(recorded.name == "history");
+  REQUIRE(recorded.rows == 3);
+  CHECK(recorded.matrix<double>()(2, 2) == history.back().test_loss);
 
   // A second run into the same folder must not silently replace the first.
   CHECK(message_of<gumbel::ValueError>([&] {
@@ -548,6 +551,50 @@ TEST_CASE("--final-bound writes the test bounds; the importance-weighted one is 
         "--anneal-every: must be at least 1, got 0");
 }
 
+namespace {
+
+/// The checkpoint.bin a release of the binary format (version 1 or 2) wrote for this state.
+std::string binary_checkpoint(const vae::Checkpoint& progress,
+                              const gumbel::optim::Adam<float>& adam, std::uint32_t version) {
+  std::string payload;
+  const auto put = [&](const auto& value) {
+    payload.append(reinterpret_cast<const char*>(&value), sizeof value);
+  };
+  const auto put_string = [&](const std::string& text) {
+    put(std::uint64_t(text.size()));
+    payload += text;
+  };
+  const auto put_matrix = [&](const gumbel::Matrix<float>& m) {
+    put(std::int64_t(m.rows()));
+    put(std::int64_t(m.cols()));
+    payload.append(reinterpret_cast<const char*>(m.data()), sizeof(float) * std::size_t(m.size()));
+  };
+  put(std::uint64_t(progress.settings.size()));
+  for (const auto& setting : progress.settings) {
+    put_string(setting.first);
+    put_string(setting.second);
+  }
+  put(std::int64_t(progress.epochs_done));
+  put(std::int64_t(adam.steps()));
+  put(std::uint64_t(adam.parameters().size()));
+  for (std::size_t i = 0; i < adam.parameters().size(); ++i) {
+    put_matrix(adam.parameters()[i]->value);
+    put_matrix(adam.first_moments()[i]);
+    put_matrix(adam.second_moments()[i]);
+  }
+  put(std::uint64_t(progress.history.size()));
+  for (const vae::EpochRecord& r : progress.history) {
+    put(std::int64_t(r.epoch));
+    for (double v : {r.train_loss, r.test_loss, r.temperature, r.seconds, r.images_per_second}) {
+      put(v);
+    }
+    if (version == 2) put(r.test_nelbo);  // version 1 did not record it
+  }
+  return vae::frame_checkpoint(payload, version);
+}
+
+}  // namespace
+
 TEST_CASE("checkpoints of the binary versions 1 and 2 still resume exactly") {
   vae::Options o = fresh_run("legacy_checkpoint", 60, 20, 51);
   o.epochs = 3;
@@ -569,7 +616,7 @@ TEST_CASE("checkpoints of the binary versions 1 and 2 still resume exactly") {
     gumbel::optim::Adam<float> adam(model.parameters());
     const vae::Checkpoint progress = vae::load_checkpoint(
         (dir / "checkpoint.npz").string(), vae::checkpoint_settings(part), model, adam);
-    write(dir / "checkpoint.bin", vae::legacy_checkpoint_bytes(progress, adam, version));
+    write(dir / "checkpoint.bin", binary_checkpoint(progress, adam, version));
     fs::remove(dir / "checkpoint.npz");
     part.epochs = 3;
     part.resume = true;

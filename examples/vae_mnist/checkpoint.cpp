@@ -33,28 +33,6 @@ std::uint64_t fnv1a(const char* data, std::size_t size) {
   return h;
 }
 
-class Writer {
- public:
-  template <class T>
-  void put(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    bytes_.append(reinterpret_cast<const char*>(&value), sizeof(T));
-  }
-  void put_string(const std::string& s) {
-    put<std::uint64_t>(s.size());
-    bytes_ += s;
-  }
-  void put_matrix(const gumbel::Matrix<float>& m) {
-    put<std::int64_t>(m.rows());
-    put<std::int64_t>(m.cols());
-    bytes_.append(reinterpret_cast<const char*>(m.data()), sizeof(float) * std::size_t(m.size()));
-  }
-  std::string& bytes() { return bytes_; }
-
- private:
-  std::string bytes_;
-};
-
 class Reader {
  public:
   Reader(const std::string& bytes, std::size_t begin, std::size_t end, const std::string& path)
@@ -122,8 +100,8 @@ void check_settings(const std::string& path, const std::map<std::string, std::st
     const auto found = stored.find(key);
     const std::string was = found == stored.end() ? "(missing)" : found->second;
     if (!same_setting(was, value)) {
-      throw CheckpointError(path + ": written with " + key + " = " + was +
-                            ", but this run has " + key + " = " + value +
+      throw CheckpointError(path + ": written with " + key + " = " + was + ", but this run has " +
+                            key + " = " + value +
                             " (use the same settings to resume, or another output folder)");
     }
   }
@@ -136,49 +114,40 @@ void check_settings(const std::string& path, const std::map<std::string, std::st
   }
 }
 
-/// The progress as JSON text; NaN (a version 1 history's test_nelbo) is written as null.
-std::string progress_json(const Checkpoint& progress) {
-  nlohmann::json history = nlohmann::json::array();
-  for (const EpochRecord& r : progress.history) {
-    history.push_back({{"epoch", r.epoch},
-                       {"train_loss", r.train_loss},
-                       {"test_loss", r.test_loss},
-                       {"temperature", r.temperature},
-                       {"seconds", r.seconds},
-                       {"images_per_second", r.images_per_second},
-                       {"test_nelbo", r.test_nelbo}});
+/// Columns of the "history" array, one row per epoch.
+constexpr gumbel::Index kHistoryColumns = 7;
+
+gumbel::Matrix<double> history_matrix(const std::vector<EpochRecord>& history) {
+  gumbel::Matrix<double> m(gumbel::Index(history.size()), kHistoryColumns);
+  for (std::size_t i = 0; i < history.size(); ++i) {
+    const EpochRecord& r = history[i];
+    m.row(gumbel::Index(i)) << double(r.epoch), r.train_loss, r.test_loss, r.temperature, r.seconds,
+        r.images_per_second, r.test_nelbo;
   }
-  const nlohmann::json j = {
-      {"settings", progress.settings}, {"epochs_done", progress.epochs_done}, {"history", history}};
-  return j.dump(1);
+  return m;
 }
 
-/// The progress from its JSON text; CheckpointError naming the file when anything is missing.
-Checkpoint parse_progress(const std::string& path, const std::string& text) {
+/// The settings and epoch count from the "progress" JSON and the epochs from "history".
+Checkpoint parse_progress(const std::string& path, const gumbel::io::NpyArray& progress,
+                          const gumbel::io::NpyArray& history) {
   Checkpoint out;
   try {
-    const nlohmann::json j = nlohmann::json::parse(text);
+    const nlohmann::json j = nlohmann::json::parse(progress.bytes);
     out.settings = j.at("settings").get<std::map<std::string, std::string>>();
     out.epochs_done = j.at("epochs_done").get<std::int64_t>();
-    for (const nlohmann::json& e : j.at("history")) {
-      const auto number = [&](const char* key) {
-        const nlohmann::json& v = e.at(key);
-        return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
-      };
-      EpochRecord r;
-      r.epoch = e.at("epoch").get<std::int64_t>();
-      r.train_loss = number("train_loss");
-      r.test_loss = number("test_loss");
-      r.temperature = number("temperature");
-      r.seconds = number("seconds");
-      r.images_per_second = number("images_per_second");
-      r.test_nelbo = number("test_nelbo");
-      out.history.push_back(r);
-    }
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(path + ": the progress record is corrupt (" + e.what() + ")");
   }
   if (out.epochs_done < 0) throw CheckpointError(path + ": corrupt checkpoint (negative epochs)");
+  if (history.dtype() != "float64" || history.cols != kHistoryColumns) {
+    throw CheckpointError(path + ": history must be float64 with " +
+                          std::to_string(kHistoryColumns) + " columns");
+  }
+  const gumbel::Matrix<double> m = history.matrix<double>();
+  for (gumbel::Index i = 0; i < m.rows(); ++i) {
+    out.history.push_back(
+        {std::int64_t(m(i, 0)), m(i, 1), m(i, 2), m(i, 3), m(i, 4), m(i, 5), m(i, 6)});
+  }
   return out;
 }
 
@@ -187,73 +156,46 @@ Checkpoint parse_progress(const std::string& path, const std::string& text) {
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
                      const gumbel::nn::Module<float>& model,
                      const gumbel::optim::Adam<float>& adam) {
+  const nlohmann::json j = {{"settings", progress.settings}, {"epochs_done", progress.epochs_done}};
   gumbel::io::save_checkpoint(path, model, adam,
-                              {gumbel::io::bytes_to_npy("progress", progress_json(progress))});
+                              {gumbel::io::bytes_to_npy("progress", j.dump(1)),
+                               gumbel::io::to_npy("history", history_matrix(progress.history))});
 }
 
 Checkpoint load_checkpoint(const std::string& path,
                            const std::map<std::string, std::string>& expected,
                            gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam) {
   try {
-    std::string bytes = gumbel::io::detail::read_all(path);
+    const std::string bytes = gumbel::io::detail::read_all(path);
     if (bytes.compare(0, sizeof kMagic, kMagic, sizeof kMagic) == 0) {
       return parse_checkpoint(bytes, path, expected, adam);
     }
-    bytes.clear();
-    // The progress first: other settings are named as such, not as a shape that differs.
-    Checkpoint out;
-    bool found = false;
-    for (const gumbel::io::NpyArray& a : gumbel::io::load_npz(path)) {
-      if (a.name != "progress") continue;
-      out = parse_progress(path, a.bytes);
-      found = true;
+    // The progress first, so that other settings are named as such (not as a shape that
+    // differs); then the model and Adam, checked in full before either changes.
+    std::map<std::string, gumbel::io::NpyArray> arrays;
+    for (gumbel::io::NpyArray& a : gumbel::io::load_npz(path)) {
+      if (a.name == "progress" || a.name == "history") arrays[a.name] = std::move(a);
     }
-    if (!found) throw CheckpointError(path + ": no progress record (not a vae_mnist checkpoint?)");
+    if (arrays.size() != 2) {
+      throw CheckpointError(path + ": no progress and history (not a vae_mnist checkpoint?)");
+    }
+    Checkpoint out = parse_progress(path, arrays["progress"], arrays["history"]);
     check_settings(path, out.settings, expected);
-    gumbel::io::load_checkpoint(path, model, adam, {"progress"});
+    gumbel::io::load_checkpoint(path, model, adam, {"progress", "history"});
     return out;
   } catch (const gumbel::FileError& e) {
     throw CheckpointError(e.what());
   }
 }
 
-std::string legacy_checkpoint_bytes(const Checkpoint& progress,
-                                    const gumbel::optim::Adam<float>& adam, std::uint32_t version) {
-  Writer payload;
-  payload.put<std::uint64_t>(progress.settings.size());
-  for (const auto& [key, value] : progress.settings) {
-    payload.put_string(key);
-    payload.put_string(value);
-  }
-  payload.put<std::int64_t>(progress.epochs_done);
-  payload.put<std::int64_t>(adam.steps());
-  const auto& params = adam.parameters();
-  payload.put<std::uint64_t>(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    payload.put_matrix(params[i]->value);
-    payload.put_matrix(adam.first_moments()[i]);
-    payload.put_matrix(adam.second_moments()[i]);
-  }
-  payload.put<std::uint64_t>(progress.history.size());
-  for (const EpochRecord& r : progress.history) {
-    if (version == 1) {
-      payload.put(EpochRecordV1{r.epoch, r.train_loss, r.test_loss, r.temperature, r.seconds,
-                                r.images_per_second});
-    } else {
-      payload.put(r);
-    }
-  }
-  return frame_checkpoint(payload.bytes(), version);
-}
-
 std::string frame_checkpoint(const std::string& payload, std::uint32_t version) {
-  Writer file;
-  file.bytes().append(kMagic, sizeof kMagic);
-  file.put(version);
-  file.put<std::uint64_t>(payload.size());
-  file.bytes() += payload;
-  file.put(fnv1a(payload.data(), payload.size()));
-  return std::move(file.bytes());
+  const std::uint64_t size = payload.size(), sum = fnv1a(payload.data(), payload.size());
+  std::string file(kMagic, sizeof kMagic);
+  file.append(reinterpret_cast<const char*>(&version), sizeof version);
+  file.append(reinterpret_cast<const char*>(&size), sizeof size);
+  file += payload;
+  file.append(reinterpret_cast<const char*>(&sum), sizeof sum);
+  return file;
 }
 
 Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,

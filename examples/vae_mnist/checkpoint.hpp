@@ -43,7 +43,9 @@ struct Checkpoint {
 };
 
 /// Writes `path` (an .npz): the model under "model.<name>", Adam's state under "optimizer.",
-/// and the progress as JSON bytes under "progress" (numpy: bytes(np.load(path)["progress"])).
+/// the settings and epoch count as JSON bytes under "progress"
+/// (json.loads(bytes(numpy.load(path)["progress"]))) and the history as a float64 array, one
+/// row per epoch: epoch, train loss, test loss, temperature, seconds, images/s, test -ELBO.
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
                      const gumbel::nn::Module<float>& model,
                      const gumbel::optim::Adam<float>& adam);
@@ -56,11 +58,6 @@ Checkpoint load_checkpoint(const std::string& path,
                            gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam);
 
 /// The binary format of versions 1 and 2 ------------------------------------------------------
-
-/// The bytes a version 1 or 2 release wrote for this state (parameters in the optimizer's
-/// order): what the tests use to show that such files still resume exactly.
-std::string legacy_checkpoint_bytes(const Checkpoint& progress,
-                                    const gumbel::optim::Adam<float>& adam, std::uint32_t version);
 
 /// The bytes of a binary checkpoint file around a payload: magic, version, payload size, the
 /// payload and its checksum.

@@ -43,36 +43,19 @@ CategoricalVae::CategoricalVae(const ModelShape& shape, gumbel::Generator& init)
 Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& noise,
                                 Estimator estimator, Index rao_samples) {
   using namespace gumbel;
-  const Index batch = x.rows();
-  const Index n = shape_.latents;
-  const Index k = shape_.classes;
   const Var logits = encode(x);
   if (!logits.value().allFinite()) {
     throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
   }
-  Var z;
-  switch (estimator) {
-    case Estimator::soft:
-      z = gumbel_softmax(logits, tau, noise);
-      break;
-    case Estimator::straight_through:
-      z = gumbel_softmax(logits, tau, noise, true);
-      break;
-    case Estimator::gumbel_rao:
-      z = gumbel_rao(logits, tau, noise, rao_samples);
-      break;
-  }
-  const Var recon_logits = decoder_(reshape(z, batch, n * k));
-  const float inv_batch = 1.0f / float(batch);
+  const Var z = estimator == Estimator::gumbel_rao
+                    ? gumbel_rao(logits, tau, noise, rao_samples)
+                    : gumbel_softmax(logits, tau, noise, estimator == Estimator::straight_through);
+  const Var recon_logits = decoder_(reshape(z, x.rows(), shape_.latents * shape_.classes));
+  const float inv_batch = 1.0f / float(x.rows());
   const Var reconstruction =
       binary_cross_entropy_with_logits(recon_logits, x, Reduction::sum) * inv_batch;
   const Var kl = kl_uniform(logits, Reduction::sum) * inv_batch;
-  Forward out;
-  out.loss = reconstruction + kl;
-  out.recon_logits = recon_logits;
-  out.reconstruction = reconstruction.item();
-  out.kl = kl.item();
-  return out;
+  return {reconstruction + kl, recon_logits, reconstruction.item(), kl.item()};
 }
 
 Var CategoricalVae::encode(const Var& x) {
