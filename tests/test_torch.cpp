@@ -196,3 +196,50 @@ TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (
     }
   }
 }
+
+TEST_CASE("a PyTorch state_dict loads into the same model here and back (needs torch)") {
+  if (!have_torch()) {
+    MESSAGE("skipped: /usr/bin/python3 has no torch (install python3-torch to run this check)");
+    return;
+  }
+  const fs::path dir = fs::temp_directory_path() / "gumbel_test_torch_state_dict";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  // The same architecture on both sides: Sequential(Linear(5, 8), Tanh, Linear(8, 3)).
+  Generator gen(21);
+  nn::Sequential<double> ours;
+  ours.add<nn::Linear<double>>(5, 8, gen);
+  ours.add<nn::Tanh<double>>();
+  ours.add<nn::Linear<double>>(8, 3, gen);
+  const Md x = test::normal(6, 5, 22);
+  io::save_npz((dir / "x.npz").string(), {io::to_npy("x", x)});
+  io::save(ours, (dir / "ours.npz").string());
+  // PyTorch: its own initialisation saved as a state_dict, its output on x with those weights,
+  // and its output with our weights loaded through load_state_dict (biases reshaped to 1-D).
+  const std::string script =
+      "import sys, numpy as np, torch\n"
+      "torch.manual_seed(0)\n"
+      "m = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))"
+      ".double()\n"
+      "x = torch.from_numpy(np.load(sys.argv[1] + '/x.npz')['x'])\n"
+      "np.savez(sys.argv[1] + '/theirs.npz', **{k: v.numpy() for k, v in m.state_dict().items()})\n"
+      "y_theirs = m(x).detach().numpy()\n"
+      "d = np.load(sys.argv[1] + '/ours.npz')\n"
+      "m.load_state_dict({k: torch.from_numpy(d[k]).reshape(v.shape) for k, v in "
+      "m.state_dict().items()})\n"
+      "np.savez(sys.argv[1] + '/y.npz', theirs=y_theirs, ours=m(x).detach().numpy())\n";
+  std::ofstream((dir / "run.py").string()) << script;
+  REQUIRE(std::system(
+              ("/usr/bin/python3 " + (dir / "run.py").string() + " " + dir.string()).c_str()) == 0);
+  std::map<std::string, Md> y;
+  for (const io::NpyArray& a : io::load_npz((dir / "y.npz").string()))
+    y[a.name] = a.matrix<double>();
+  Tape<double> tape;
+  const auto close = [](const Md& a, const Md& b) {
+    return (a - b).cwiseAbs().maxCoeff() <= 1e-14 * b.cwiseAbs().maxCoeff();
+  };
+  CHECK(close(ours(tape.constant(x)).value(), y.at("ours")));  // ours in PyTorch
+  io::load(ours, (dir / "theirs.npz").string());               // PyTorch's here
+  CHECK(close(ours(tape.constant(x)).value(), y.at("theirs")));
+  CHECK(!close(y.at("ours"), y.at("theirs")));  // the two sets of weights differ
+}
