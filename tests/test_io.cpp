@@ -105,6 +105,41 @@ TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
   CHECK(same_values(a, b));
 }
 
+TEST_CASE("any optimizer's state saves by name: SGD's momentum resumes bit for bit") {
+  const fs::path dir = scratch("sgd");
+  const Md x = test::normal(16, 3, 15), y = test::normal(16, 2, 16);
+  optim::SGDOptions<double> options;
+  options.lr = 0.05;
+  options.momentum = 0.9;
+  options.nesterov = true;
+  const auto train = [&](Net<double>& net, optim::SGD<double>& sgd, int steps) {
+    Tape<double> tape;
+    for (int s = 0; s < steps; ++s) {
+      tape.clear();
+      net.zero_grad();
+      tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
+      sgd.step();
+    }
+  };
+  Generator g1(17), g2(18);
+  Net<double> a(g1), b(g2);
+  optim::SGD<double> sgd_a(a.parameters(), options), sgd_b(b.parameters(), options);
+  train(a, sgd_a, 10);
+  io::save_checkpoint((dir / "sgd.npz").string(), a, sgd_a);
+  train(a, sgd_a, 10);
+  const auto names = io::load_npz((dir / "sgd.npz").string());
+  CHECK(names.at(4).name == "optimizer.fc1.weight.momentum_buffer");
+  io::load_checkpoint((dir / "sgd.npz").string(), b, sgd_b);
+  CHECK(sgd_b.steps() == 10);
+  train(b, sgd_b, 10);
+  CHECK(same_values(a, b));
+  // Adam's file is not SGD's: the names say so.
+  optim::Adam<double> adam(b.parameters());
+  CHECK(test::message_of<FileError>([&] {
+          io::load_checkpoint((dir / "sgd.npz").string(), b, adam);
+        }).find("no array named optimizer.fc1.weight.exp_avg") != std::string::npos);
+}
+
 TEST_CASE("loading checks names, shapes and types, and changes nothing on an error") {
   const fs::path dir = scratch("errors");
   Generator gen(3);

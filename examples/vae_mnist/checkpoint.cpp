@@ -155,7 +155,7 @@ Checkpoint parse_progress(const std::string& path, const gumbel::io::NpyArray& p
 
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
                      const gumbel::nn::Module<float>& model,
-                     const gumbel::optim::Adam<float>& adam) {
+                     gumbel::optim::Adam<float>& adam) {
   const nlohmann::json j = {{"settings", progress.settings}, {"epochs_done", progress.epochs_done}};
   gumbel::io::save_checkpoint(path, model, adam,
                               {gumbel::io::bytes_to_npy("progress", j.dump(1)),

@@ -48,7 +48,7 @@ struct Checkpoint {
 /// row per epoch: epoch, train loss, test loss, temperature, seconds, images/s, test -ELBO.
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
                      const gumbel::nn::Module<float>& model,
-                     const gumbel::optim::Adam<float>& adam);
+                     gumbel::optim::Adam<float>& adam);
 
 /// Reads a checkpoint (an .npz, or a file of the binary versions 1 and 2) into `model` and
 /// `adam`. Settings are compared first, then every name and shape: on any CheckpointError,

@@ -1,6 +1,7 @@
-// Saving and loading a model's parameters and Adam's state by name, as .npz (io/npz.hpp), in
-// PyTorch's naming: a module's parameters under their dotted names (encoder.fc1.weight), and
-// for Adam "<name>.exp_avg", "<name>.exp_avg_sq" and "step", as torch.optim.Adam's state holds.
+// Saving and loading a model's parameters and an optimizer's state by name, as .npz
+// (io/npz.hpp), in PyTorch's naming: a module's parameters under their dotted names
+// (encoder.fc1.weight), and an optimizer's buffers as "<name>.exp_avg", "<name>.exp_avg_sq"
+// (Adam) or "<name>.momentum_buffer" (SGD) with "step", as torch.optim's state holds them.
 // A checkpoint holds both with a prefix each ("model.", "optimizer.") and the caller's extra
 // arrays. Loading checks every name, shape and element type before it changes anything.
 #pragma once
@@ -11,7 +12,7 @@
 
 #include "gumbel/io/npz.hpp"
 #include "gumbel/nn/module.hpp"
-#include "gumbel/optim/adam.hpp"
+#include "gumbel/optim/optimizer.hpp"
 
 namespace gumbel::io {
 namespace detail {
@@ -62,9 +63,9 @@ inline std::map<std::string, NpyArray> checked_arrays(const std::string& path,
 
 /// The optimizer's parameters must be the module's, in order.
 template <class T>
-void require_same_parameters(const std::string& path, const optim::Adam<T>& adam,
+void require_same_parameters(const std::string& path, const optim::Optimizer<T>& optimizer,
                              const typename nn::Module<T>::NamedParameters& named) {
-  const ParameterList<T>& params = adam.parameters();
+  const ParameterList<T>& params = optimizer.parameters();
   if (params.size() != named.size()) {
     throw FileError(path + ": the optimizer has " + std::to_string(params.size()) +
                     " parameters, the module " + std::to_string(named.size()));
@@ -102,26 +103,28 @@ void assign(nn::Module<T>& module, const std::map<std::string, NpyArray>& arrays
 }
 
 template <class T>
-void add_arrays(std::vector<NpyArray>& out, const optim::Adam<T>& adam,
+void add_arrays(std::vector<NpyArray>& out, optim::Optimizer<T>& optimizer,
                 const typename nn::Module<T>::NamedParameters& named, const std::string& prefix) {
+  const auto state = optimizer.state();
   for (std::size_t i = 0; i < named.size(); ++i) {
-    out.push_back(to_npy(prefix + named[i].first + ".exp_avg", adam.first_moments()[i]));
-    out.push_back(to_npy(prefix + named[i].first + ".exp_avg_sq", adam.second_moments()[i]));
+    for (const optim::StateBuffers<T>& s : state)
+      out.push_back(to_npy(prefix + named[i].first + "." + s.name, (*s.values)[i]));
   }
-  out.push_back(to_npy(prefix + "step", Matrix<double>::Constant(1, 1, double(adam.steps()))));
+  out.push_back(to_npy(prefix + "step", Matrix<double>::Constant(1, 1, double(optimizer.steps()))));
 }
 
 template <class T>
-void add_expected(std::vector<Expected>& out, const typename nn::Module<T>::NamedParameters& named,
-                  const std::string& prefix) {
+void add_expected(std::vector<Expected>& out, optim::Optimizer<T>& optimizer,
+                  const typename nn::Module<T>::NamedParameters& named, const std::string& prefix) {
   out.push_back({prefix + "step", 1, 1, 8});
+  const auto state = optimizer.state();
   for (const auto& [name, p] : named) {
-    out.push_back({prefix + name + ".exp_avg", p->rows(), p->cols(), int(sizeof(T))});
-    out.push_back({prefix + name + ".exp_avg_sq", p->rows(), p->cols(), int(sizeof(T))});
+    for (const optim::StateBuffers<T>& s : state)
+      out.push_back({prefix + name + "." + s.name, p->rows(), p->cols(), int(sizeof(T))});
   }
 }
 
-/// Adam's step count from its checked array; FileError unless it is a count.
+/// The optimizer's step count from its checked array; FileError unless it is a count.
 inline std::int64_t step_count(const std::string& path,
                                const std::map<std::string, NpyArray>& arrays,
                                const std::string& prefix) {
@@ -133,15 +136,14 @@ inline std::int64_t step_count(const std::string& path,
 }
 
 template <class T>
-void assign(optim::Adam<T>& adam, const typename nn::Module<T>::NamedParameters& named,
+void assign(optim::Optimizer<T>& optimizer, const typename nn::Module<T>::NamedParameters& named,
             const std::map<std::string, NpyArray>& arrays, std::int64_t steps,
             const std::string& prefix) {
-  for (std::size_t i = 0; i < named.size(); ++i) {
-    adam.first_moments()[i] = arrays.at(prefix + named[i].first + ".exp_avg").template matrix<T>();
-    adam.second_moments()[i] =
-        arrays.at(prefix + named[i].first + ".exp_avg_sq").template matrix<T>();
+  for (const optim::StateBuffers<T>& s : optimizer.state()) {
+    for (std::size_t i = 0; i < named.size(); ++i)
+      (*s.values)[i] = arrays.at(prefix + named[i].first + "." + s.name).template matrix<T>();
   }
-  adam.set_steps(steps);
+  optimizer.set_steps(steps);
 }
 
 }  // namespace detail
@@ -164,60 +166,62 @@ void load(nn::Module<T>& module, const std::string& path) {
   detail::assign(module, detail::checked_arrays(path, expected), "");
 }
 
-/// Writes Adam's state for the parameters of `module` (which must be the optimizer's, in
-/// order): "<name>.exp_avg", "<name>.exp_avg_sq" and "step" (1 x 1, float64).
+/// Writes an optimizer's state for the parameters of `module` (which must be the optimizer's,
+/// in order): "<name>.<buffer>" for each of its state() buffers (Adam: exp_avg, exp_avg_sq; SGD:
+/// momentum_buffer, as torch.optim names them) and "step" (1 x 1, float64).
 template <class T>
-void save(const optim::Adam<T>& adam, const nn::Module<T>& module, const std::string& path) {
+void save(optim::Optimizer<T>& optimizer, const nn::Module<T>& module, const std::string& path) {
   const auto named = module.named_parameters();
-  detail::require_same_parameters(path, adam, named);
+  detail::require_same_parameters(path, optimizer, named);
   std::vector<NpyArray> arrays;
-  detail::add_arrays(arrays, adam, named, "");
+  detail::add_arrays(arrays, optimizer, named, "");
   save_npz(path, arrays);
 }
 
-/// Reads Adam's state written by save(adam, module, path), checked like load(module, path).
+/// Reads the state written by save(optimizer, module, path), checked like load(module, path).
 template <class T>
-void load(optim::Adam<T>& adam, const nn::Module<T>& module, const std::string& path) {
+void load(optim::Optimizer<T>& optimizer, const nn::Module<T>& module, const std::string& path) {
   const auto named = module.named_parameters();
-  detail::require_same_parameters(path, adam, named);
+  detail::require_same_parameters(path, optimizer, named);
   std::vector<detail::Expected> expected;
-  detail::add_expected<T>(expected, named, "");
+  detail::add_expected(expected, optimizer, named, "");
   const auto arrays = detail::checked_arrays(path, expected);
-  detail::assign(adam, named, arrays, detail::step_count(path, arrays, ""), "");
+  detail::assign(optimizer, named, arrays, detail::step_count(path, arrays, ""), "");
 }
 
 /// Writes a training checkpoint in one file, atomically: the model's parameters under
-/// "model.<name>", Adam's state under "optimizer.<name>.exp_avg", ..., "optimizer.step", and
-/// the caller's `extra` arrays under their own names (progress, say, as bytes_to_npy(JSON)).
+/// "model.<name>", the optimizer's state under "optimizer.<name>.<buffer>" and
+/// "optimizer.step", and the caller's `extra` arrays under their own names (progress, say, as
+/// bytes_to_npy(JSON)).
 template <class T>
 void save_checkpoint(const std::string& path, const nn::Module<T>& model,
-                     const optim::Adam<T>& adam, const std::vector<NpyArray>& extra = {}) {
+                     optim::Optimizer<T>& optimizer, const std::vector<NpyArray>& extra = {}) {
   const auto named = model.named_parameters();
-  detail::require_same_parameters(path, adam, named);
+  detail::require_same_parameters(path, optimizer, named);
   std::vector<NpyArray> arrays;
   detail::add_arrays(arrays, model, "model.");
-  detail::add_arrays(arrays, adam, named, "optimizer.");
+  detail::add_arrays(arrays, optimizer, named, "optimizer.");
   arrays.insert(arrays.end(), extra.begin(), extra.end());
   save_npz(path, arrays);
 }
 
-/// Reads a checkpoint written by save_checkpoint into `model` and `adam`, and returns the
+/// Reads a checkpoint written by save_checkpoint into `model` and `optimizer`, and returns the
 /// arrays named `extra` (each must be present; any other name is an error). Everything is
 /// checked before anything changes.
 template <class T>
 std::map<std::string, NpyArray> load_checkpoint(const std::string& path, nn::Module<T>& model,
-                                                optim::Adam<T>& adam,
+                                                optim::Optimizer<T>& optimizer,
                                                 const std::vector<std::string>& extra = {}) {
   const auto named = model.named_parameters();
-  detail::require_same_parameters(path, adam, named);
+  detail::require_same_parameters(path, optimizer, named);
   std::vector<detail::Expected> expected;
   detail::add_expected(expected, model, "model.");
-  detail::add_expected<T>(expected, named, "optimizer.");
+  detail::add_expected(expected, optimizer, named, "optimizer.");
   for (const std::string& name : extra) expected.push_back({name, 0, 0, 0});
   auto arrays = detail::checked_arrays(path, expected);
   const std::int64_t steps = detail::step_count(path, arrays, "optimizer.");
   detail::assign(model, arrays, "model.");
-  detail::assign(adam, named, arrays, steps, "optimizer.");
+  detail::assign(optimizer, named, arrays, steps, "optimizer.");
   std::map<std::string, NpyArray> out;
   for (const std::string& name : extra) out.emplace(name, std::move(arrays.at(name)));
   return out;

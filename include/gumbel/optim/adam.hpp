@@ -82,6 +82,8 @@ class Adam : public Optimizer<T> {
   std::vector<Matrix<T>>& second_moments() { return v_; }
   const std::vector<Matrix<T>>& first_moments() const { return m_; }
   const std::vector<Matrix<T>>& second_moments() const { return v_; }
+  /// Both moments, as torch.optim.Adam's "exp_avg" and "exp_avg_sq".
+  std::vector<StateBuffers<T>> state() override { return {{"exp_avg", &m_}, {"exp_avg_sq", &v_}}; }
 
  private:
   using Optimizer<T>::params_;

@@ -11,6 +11,14 @@
 
 namespace gumbel::optim {
 
+/// One kind of per-parameter state of an optimizer under PyTorch's name for it ("exp_avg",
+/// "momentum_buffer"): a matrix per parameter, in the order of parameters().
+template <class T>
+struct StateBuffers {
+  const char* name;
+  std::vector<Matrix<T>>* values;
+};
+
 /// Parameters that share a learning rate; without one, the optimizer's options give it.
 template <class T>
 struct ParamGroup {
@@ -26,6 +34,9 @@ class Optimizer {
   /// One update of every parameter from its current gradient.
   virtual void step() = 0;
   void zero_grad() { gumbel::zero_grad(params_); }
+  /// Everything a resume needs besides steps(): the per-parameter buffers (io::save writes
+  /// them as "<parameter>.<name>").
+  virtual std::vector<StateBuffers<T>> state() = 0;
 
   /// Every parameter, groups in order.
   const ParameterList<T>& parameters() const { return params_; }

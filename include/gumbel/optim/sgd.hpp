@@ -61,6 +61,8 @@ class SGD : public Optimizer<T> {
 
   const SGDOptions<T>& options() const { return options_; }
   std::vector<Matrix<T>>& momentum_buffers() { return buffers_; }
+  /// The momentum buffers, as torch.optim.SGD's "momentum_buffer".
+  std::vector<StateBuffers<T>> state() override { return {{"momentum_buffer", &buffers_}}; }
 
  private:
   using Optimizer<T>::params_;
