@@ -43,8 +43,11 @@ void spill(const fs::path& p, const std::string& bytes) {
   out.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
+/// True when /usr/bin/python3 has numpy; otherwise says the test is skipped.
 bool have_numpy() {
-  return std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0;
+  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0) return true;
+  MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
+  return false;
 }
 
 template <class T>
@@ -54,6 +57,18 @@ bool same_values(Net<T>& a, Net<T>& b) {
     if (pa[i]->value != pb[i]->value) return false;
   }
   return true;
+}
+
+/// `steps` steps of `optimizer` on the squared error of `net` for (x, y).
+void train(Net<double>& net, optim::Optimizer<double>& optimizer, const Md& x, const Md& y,
+           int steps) {
+  Tape<double> tape;
+  for (int s = 0; s < steps; ++s) {
+    tape.clear();
+    net.zero_grad();
+    tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
+    optimizer.step();
+  }
 }
 
 }  // namespace
@@ -78,22 +93,13 @@ TEST_CASE_TEMPLATE("a module saves and loads by name, bit for bit", T, float, do
 TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
   const fs::path dir = scratch("adam");
   const Md x = test::normal(16, 3, 5), y = test::normal(16, 2, 6);
-  const auto train = [&](Net<double>& net, optim::Adam<double>& adam, int steps) {
-    Tape<double> tape;
-    for (int s = 0; s < steps; ++s) {
-      tape.clear();
-      net.zero_grad();
-      tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
-      adam.step();
-    }
-  };
   Generator g1(7);
   Net<double> a(g1);
   optim::Adam<double> adam_a(a.parameters(), {0.01});
-  train(a, adam_a, 10);
+  train(a, adam_a, x, y, 10);
   io::save(a, (dir / "model.npz").string());
   io::save(adam_a, a, (dir / "adam.npz").string());
-  train(a, adam_a, 10);
+  train(a, adam_a, x, y, 10);
 
   Generator g2(8);
   Net<double> b(g2);
@@ -101,7 +107,7 @@ TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
   io::load(b, (dir / "model.npz").string());
   io::load(adam_b, b, (dir / "adam.npz").string());
   CHECK(adam_b.steps() == 10);
-  train(b, adam_b, 10);
+  train(b, adam_b, x, y, 10);
   CHECK(same_values(a, b));
 }
 
@@ -112,26 +118,17 @@ TEST_CASE("any optimizer's state saves by name: SGD's momentum resumes bit for b
   options.lr = 0.05;
   options.momentum = 0.9;
   options.nesterov = true;
-  const auto train = [&](Net<double>& net, optim::SGD<double>& sgd, int steps) {
-    Tape<double> tape;
-    for (int s = 0; s < steps; ++s) {
-      tape.clear();
-      net.zero_grad();
-      tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
-      sgd.step();
-    }
-  };
   Generator g1(17), g2(18);
   Net<double> a(g1), b(g2);
   optim::SGD<double> sgd_a(a.parameters(), options), sgd_b(b.parameters(), options);
-  train(a, sgd_a, 10);
+  train(a, sgd_a, x, y, 10);
   io::save_checkpoint((dir / "sgd.npz").string(), a, sgd_a);
-  train(a, sgd_a, 10);
+  train(a, sgd_a, x, y, 10);
   const auto names = io::load_npz((dir / "sgd.npz").string());
   CHECK(names.at(4).name == "optimizer.fc1.weight.momentum_buffer");
   io::load_checkpoint((dir / "sgd.npz").string(), b, sgd_b);
   CHECK(sgd_b.steps() == 10);
-  train(b, sgd_b, 10);
+  train(b, sgd_b, x, y, 10);
   CHECK(same_values(a, b));
   // Adam's file is not SGD's: the names say so.
   optim::Adam<double> adam(b.parameters());
@@ -216,10 +213,7 @@ TEST_CASE("every truncation and every corrupted byte of a file is a FileError or
 }
 
 TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/python3 + numpy)") {
-  if (!have_numpy()) {
-    MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
-    return;
-  }
+  if (!have_numpy()) return;
   const fs::path dir = scratch("numpy");
   Generator gen(5);
   Net<double> net(gen);
@@ -264,22 +258,13 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
   const fs::path dir = scratch("checkpoint");
   const std::string path = (dir / "ckpt.npz").string();
   const Md x = test::normal(8, 3, 9), y = test::normal(8, 2, 10);
-  const auto train = [&](Net<double>& net, optim::Adam<double>& adam, int steps) {
-    Tape<double> tape;
-    for (int s = 0; s < steps; ++s) {
-      tape.clear();
-      net.zero_grad();
-      tape.backward(mean(square(net.fc2(tanh(net.fc1(tape.constant(x)))) - tape.constant(y))));
-      adam.step();
-    }
-  };
   Generator g1(11);
   Net<double> a(g1);
   optim::Adam<double> adam_a(a.parameters(), {0.02});
-  train(a, adam_a, 5);
+  train(a, adam_a, x, y, 5);
   const std::string progress = "{\"epoch\": 5, \"note\": \"\\u00e9\\u0000\"}";
   io::save_checkpoint(path, a, adam_a, {io::bytes_to_npy("progress", progress)});
-  train(a, adam_a, 5);
+  train(a, adam_a, x, y, 5);
 
   const auto names = [&] {
     std::vector<std::string> out;
@@ -301,7 +286,7 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
   CHECK(text.dtype() == "uint8");
   CHECK(text.bytes == progress);
   CHECK(adam_b.steps() == 5);
-  train(b, adam_b, 5);
+  train(b, adam_b, x, y, 5);
   CHECK(same_values(a, b));
 
   // Errors name the file and the array; nothing changes on any of them.
@@ -329,10 +314,7 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
 }
 
 TEST_CASE("NumPy reads a checkpoint's bytes member as text (skipped without numpy)") {
-  if (!have_numpy()) {
-    MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
-    return;
-  }
+  if (!have_numpy()) return;
   const fs::path dir = scratch("numpy_bytes");
   Generator gen(14);
   Net<float> net(gen);

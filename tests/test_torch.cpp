@@ -145,20 +145,26 @@ std::map<std::string, Md> run_ours(const std::string& config, const Md& w0, cons
   return {{config + ".w", tw}, {config + ".b", tb}};
 }
 
+/// True when /usr/bin/python3 has torch; otherwise says the test is skipped.
 bool have_torch() {
-  return std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") == 0;
+  if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") == 0) return true;
+  MESSAGE("skipped: /usr/bin/python3 has no torch (install python3-torch to run this check)");
+  return false;
+}
+
+/// An empty folder for a test's files.
+fs::path scratch(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("gumbel_test_torch_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
 }
 
 }  // namespace
 
 TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (needs torch)") {
-  if (!have_torch()) {
-    MESSAGE("skipped: /usr/bin/python3 has no torch (install python3-torch to run this check)");
-    return;
-  }
-  const fs::path dir = fs::temp_directory_path() / "gumbel_test_torch_optim";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  if (!have_torch()) return;
+  const fs::path dir = scratch("optim");
   const Md w0 = test::normal(3, 4, 1), b0 = test::normal(1, 4, 2);
   // Gradients of varied size: every seventh step large, so that clipping acts on some steps.
   Md gw(kSteps * 3, 4), gb(kSteps, 4);
@@ -198,13 +204,8 @@ TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (
 }
 
 TEST_CASE("a PyTorch state_dict loads into the same model here and back (needs torch)") {
-  if (!have_torch()) {
-    MESSAGE("skipped: /usr/bin/python3 has no torch (install python3-torch to run this check)");
-    return;
-  }
-  const fs::path dir = fs::temp_directory_path() / "gumbel_test_torch_state_dict";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  if (!have_torch()) return;
+  const fs::path dir = scratch("state_dict");
   // The same architecture on both sides: Sequential(Linear(5, 8), Tanh, Linear(8, 3)).
   Generator gen(21);
   nn::Sequential<double> ours;
