@@ -1,5 +1,6 @@
 #include "checkpoint.hpp"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -134,7 +135,11 @@ Checkpoint parse_progress(const std::string& path, const gumbel::io::NpyArray& p
   try {
     const nlohmann::json j = nlohmann::json::parse(progress.bytes);
     out.settings = j.at("settings").get<std::map<std::string, std::string>>();
-    out.epochs_done = j.at("epochs_done").get<std::int64_t>();
+    const nlohmann::json& epochs = j.at("epochs_done");
+    if (!epochs.is_number_integer()) {
+      throw CheckpointError(path + ": the progress record's epochs_done is not an integer");
+    }
+    out.epochs_done = epochs.get<std::int64_t>();
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(path + ": the progress record is corrupt (" + e.what() + ")");
   }
@@ -145,8 +150,13 @@ Checkpoint parse_progress(const std::string& path, const gumbel::io::NpyArray& p
   }
   const gumbel::Matrix<double> m = history.matrix<double>();
   for (gumbel::Index i = 0; i < m.rows(); ++i) {
+    const double epoch = m(i, 0);
+    if (!(epoch >= 0 && epoch < 9.0e15) || epoch != std::floor(epoch)) {
+      throw CheckpointError(path + ": history row " + std::to_string(i) + " has epoch " +
+                            std::to_string(epoch) + ", not a count");
+    }
     out.history.push_back(
-        {std::int64_t(m(i, 0)), m(i, 1), m(i, 2), m(i, 3), m(i, 4), m(i, 5), m(i, 6)});
+        {std::int64_t(epoch), m(i, 1), m(i, 2), m(i, 3), m(i, 4), m(i, 5), m(i, 6)});
   }
   return out;
 }
@@ -154,8 +164,7 @@ Checkpoint parse_progress(const std::string& path, const gumbel::io::NpyArray& p
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
-                     const gumbel::nn::Module<float>& model,
-                     gumbel::optim::Adam<float>& adam) {
+                     const gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam) {
   const nlohmann::json j = {{"settings", progress.settings}, {"epochs_done", progress.epochs_done}};
   gumbel::io::save_checkpoint(path, model, adam,
                               {gumbel::io::bytes_to_npy("progress", j.dump(1)),
