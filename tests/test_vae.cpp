@@ -144,6 +144,9 @@ TEST_CASE("IDX: files are read plain or gzip-compressed, missing files and misma
   CHECK(test.images.cols() == 64);
   CHECK(test.images(0, 0) == float(plain.data[0]) / 255.0f);
   CHECK(examples::load_split(dir.string(), "t10k", 7).images.rows() == 7);
+  const examples::Dataset bytes_only = examples::load_split(dir.string(), "t10k", 7, false);
+  CHECK(bytes_only.images.size() == 0);  // no floats asked for: none made
+  CHECK(bytes_only.bytes == test.bytes.topRows(7));
 
   CHECK(message_of<examples::DataError>([&] {
           examples::load_split(dir.string(), "nope");

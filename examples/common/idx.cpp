@@ -157,10 +157,11 @@ std::string locate(const std::string& dir, const std::string& name) {
 
 }  // namespace
 
-Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit) {
+Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit,
+                   bool floats) {
   const std::string image_path = locate(dir, prefix + "-images-idx3-ubyte");
   const std::string label_path = locate(dir, prefix + "-labels-idx1-ubyte");
-  const IdxArray images = read_idx(image_path);
+  IdxArray images = read_idx(image_path);
   const IdxArray labels = read_idx(label_path);
   if (images.dims.size() != 3) {
     throw DataError(image_path + ": expected 3 dimensions (count, rows, cols), found " +
@@ -187,13 +188,16 @@ Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::In
   if (limit > 0 && limit < count) count = limit;
   const gumbel::Index pixels = out.rows * out.cols;
   out.bytes = Eigen::Map<const ByteMatrix>(images.data.data(), count, pixels);
-  out.images = to_unit_range(out.bytes);
+  images.data = {};  // freed before the floats are made
+  if (floats) out.images = to_unit_range(out.bytes);
   out.labels.assign(labels.data.begin(), labels.data.begin() + count);
   return out;
 }
 
-Splits load_mnist(const std::string& dir, gumbel::Index train_limit, gumbel::Index test_limit) {
-  Splits s{load_split(dir, "train", train_limit), load_split(dir, "t10k", test_limit)};
+Splits load_mnist(const std::string& dir, gumbel::Index train_limit, gumbel::Index test_limit,
+                  Floats floats) {
+  Splits s{load_split(dir, "train", train_limit, floats.train),
+           load_split(dir, "t10k", test_limit, floats.test)};
   if (s.train.rows != s.test.rows || s.train.cols != s.test.cols) {
     throw DataError(dir + ": training images are " + std::to_string(s.train.rows) + "x" +
                     std::to_string(s.train.cols) + ", test images " + std::to_string(s.test.rows) +

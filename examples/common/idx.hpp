@@ -59,9 +59,9 @@ auto to_unit_range(const Eigen::MatrixBase<Bytes>& bytes) {
   return bytes.template cast<float>() / 255.0f;
 }
 
-/// Images scaled to [0, 1] (one image per row) and their labels.
+/// Images as bytes and, when asked for, scaled to [0, 1] (one image per row), and their labels.
 struct Dataset {
-  gumbel::Matrix<float> images;
+  gumbel::Matrix<float> images;  ///< empty unless the loader was asked for floats
   ByteMatrix bytes;  ///< the same images as bytes: a quarter of the memory to gather batches from
   std::vector<std::uint8_t> labels;
   gumbel::Index rows = 0;  ///< image height
@@ -69,8 +69,10 @@ struct Dataset {
 };
 
 /// Loads `<dir>/<prefix>-images-idx3-ubyte` and `<dir>/<prefix>-labels-idx1-ubyte` (or their
-/// .gz), checks they agree, and keeps at most `limit` examples (0 keeps all).
-Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit = 0);
+/// .gz), checks they agree, and keeps at most `limit` examples (0 keeps all); `floats`: also
+/// fill Dataset::images.
+Dataset load_split(const std::string& dir, const std::string& prefix, gumbel::Index limit = 0,
+                   bool floats = true);
 
 /// MNIST's training and test splits ("train" and "t10k"), checked to hold images of one size.
 struct Splits {
@@ -78,9 +80,15 @@ struct Splits {
   Dataset test;
 };
 
+/// Which splits also get their images as floats (Dataset::images); the bytes are always there.
+struct Floats {
+  bool train = true;
+  bool test = true;
+};
+
 /// load_split of both splits (at most `train_limit` and `test_limit` examples; 0 keeps all);
 /// DataError naming `dir` when their images differ in size.
 Splits load_mnist(const std::string& dir, gumbel::Index train_limit = 0,
-                  gumbel::Index test_limit = 0);
+                  gumbel::Index test_limit = 0, Floats floats = {});
 
 }  // namespace examples

@@ -16,12 +16,12 @@ double evaluate(CategoricalVae& model, const examples::Dataset& data, Index batc
   gumbel::Tape<float> tape;
   tape.set_grad_enabled(false);
   double total = 0;
-  const Index n = data.images.rows();
-  kept.resize(std::min(keep, n), data.images.cols());
+  const Index n = data.bytes.rows();
+  kept.resize(std::min(keep, n), data.bytes.cols());
   for (Index begin = 0; begin < n; begin += batch_size) {
     const Index rows = std::min(batch_size, n - begin);
     tape.clear();
-    const Var x = tape.constant(data.images.middleRows(begin, rows));
+    const Var x = tape.constant(examples::to_unit_range(data.bytes.middleRows(begin, rows)));
     const Forward f = model.forward(x, tau, noise, estimator, rao_samples);
     total += double(f.loss.item()) * double(rows);
     if (begin < kept.rows()) {
@@ -45,44 +45,60 @@ void binarize_bytes(examples::ByteMatrix& bytes, gumbel::Generator gen) {
 
 gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const examples::Dataset& data,
                                       Index samples, gumbel::Generator& gen, bool show_progress) {
-  const Index n = data.images.rows();
+  const Index n = data.bytes.rows();
   const ModelShape& shape = model.shape();
   gumbel::Tape<float> tape;
   tape.set_grad_enabled(false);
-  Matrix logits(n * shape.latents, shape.classes);
-  const Index chunk = 1000;
-  for (Index begin = 0; begin < n; begin += chunk) {
-    const Index rows = std::min(chunk, n - begin);
-    tape.clear();
-    logits.middleRows(begin * shape.latents, rows * shape.latents) =
-        model.encode(tape.constant(data.images.middleRows(begin, rows))).value();
-  }
-  if (!logits.allFinite()) {
-    throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
-  }
   Matrix targets;
+  const Index* chunk_begin = nullptr;  // the first image of the chunk being bounded
   const auto log_likelihood = [&](const Matrix& codes, const gumbel::IndexVector& example) {
-    targets.resize(codes.rows(), data.images.cols());
-    for (Index r = 0; r < codes.rows(); ++r) targets.row(r) = data.images.row(example(r));
+    targets.resize(codes.rows(), data.bytes.cols());
+    for (Index r = 0; r < codes.rows(); ++r) {
+      targets.row(r) = examples::to_unit_range(data.bytes.row(*chunk_begin + example(r)));
+    }
     tape.clear();
     return model.log_likelihood(tape.constant(codes), tape.constant(targets));
   };
   gumbel::BoundOptions options;
   options.samples = samples;
-  options.max_rows = std::max(samples, 4096 / samples * samples);  // whole images per call
+  // Whole images per call, about 500 rows: the decoder's activations for them stay near 6 MB.
+  options.max_rows = std::max(samples, 512 / samples * samples);
   const auto start = Clock::now();
   Index shown = 0;
-  if (show_progress) {
-    options.progress = [&](Index done, Index total) {
-      if (done * 10 / total == shown && done != total) return;
-      shown = done * 10 / total;
-      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      std::fprintf(stderr, "bounds: %lld/%lld test images, %.0f s, ETA %.0f s\n",
-                   static_cast<long long>(done), static_cast<long long>(total), seconds,
-                   done > 0 ? seconds / double(done) * double(total - done) : 0.0);
-    };
+  // Chunks of images, each encoded and bounded in turn: the same codes as one call over all
+  // (code i of image b takes the noise at a fixed offset of gen's stream), a twentieth of the memory.
+  gumbel::CategoricalBounds out;
+  for (auto* v : {&out.reconstruction, &out.kl, &out.elbo, &out.iw}) v->resize(n);
+  const Index chunk = 500;
+  for (Index begin = 0; begin < n; begin += chunk) {
+    const Index rows = std::min(chunk, n - begin);
+    chunk_begin = &begin;
+    tape.clear();
+    const Matrix logits =
+        model.encode(tape.constant(examples::to_unit_range(data.bytes.middleRows(begin, rows))))
+            .value();
+    if (!logits.allFinite()) {
+      throw NonFiniteError("the encoder's logits are not finite: the parameters have diverged");
+    }
+    if (show_progress) {
+      options.progress = [&](Index done, Index) {
+        done += begin;
+        if (done * 10 / n == shown && done != n) return;
+        shown = done * 10 / n;
+        const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+        std::fprintf(stderr, "bounds: %lld/%lld test images, %.0f s, ETA %.0f s\n",
+                     static_cast<long long>(done), static_cast<long long>(n), seconds,
+                     done > 0 ? seconds / double(done) * double(n - done) : 0.0);
+      };
+    }
+    const gumbel::CategoricalBounds part =
+        gumbel::categorical_bounds(logits, shape.latents, gen, log_likelihood, options);
+    out.reconstruction.segment(begin, rows) = part.reconstruction;
+    out.kl.segment(begin, rows) = part.kl;
+    out.elbo.segment(begin, rows) = part.elbo;
+    out.iw.segment(begin, rows) = part.iw;
   }
-  return gumbel::categorical_bounds(logits, shape.latents, gen, log_likelihood, options);
+  return out;
 }
 
 std::pair<double, double> negated_mean_se(const Eigen::VectorXd& values) {

@@ -72,7 +72,8 @@ inline bool little_endian() {
   return first == 1;
 }
 
-inline std::uint32_t crc32(const char* data, std::size_t size) {
+/// The CRC-32 of zip over `size` bytes, continuing from `crc` (the CRC of what came before).
+inline std::uint32_t crc32(const char* data, std::size_t size, std::uint32_t crc = 0) {
   static const std::array<std::uint32_t, 256> table = [] {
     std::array<std::uint32_t, 256> t{};
     for (std::uint32_t i = 0; i < 256; ++i) {
@@ -82,7 +83,7 @@ inline std::uint32_t crc32(const char* data, std::size_t size) {
     }
     return t;
   }();
-  std::uint32_t crc = 0xFFFFFFFFu;
+  crc ^= 0xFFFFFFFFu;
   for (std::size_t i = 0; i < size; ++i) {
     crc = table[(crc ^ static_cast<unsigned char>(data[i])) & 0xFFu] ^ (crc >> 8);
   }
@@ -98,8 +99,9 @@ inline void put32(std::string& out, std::uint32_t v) {
   put16(out, v >> 16);
 }
 
-/// The .npy bytes (format 1.0) of an array (row-major, little-endian float, or bytes).
-inline std::string npy_bytes(const NpyArray& a) {
+/// The .npy header (format 1.0) of an array (row-major, little-endian float, or bytes): what
+/// comes before its data.
+inline std::string npy_header(const NpyArray& a) {
   std::ostringstream dict;
   dict << "{'descr': '" << (a.kind == 'u' ? "|u" : "<f") << a.itemsize
        << "', 'fortran_order': False, 'shape': (";
@@ -114,7 +116,6 @@ inline std::string npy_bytes(const NpyArray& a) {
   std::string out("\x93NUMPY\x01\x00", 8);
   put16(out, std::uint32_t(header.size()));
   out += header;
-  out += a.bytes;
   return out;
 }
 
@@ -127,14 +128,15 @@ inline std::string read_all(const std::string& path) {
   return bytes;
 }
 
-/// Writes `bytes` to path + ".tmp" and renames it over `path`: readers see the old file or the
-/// whole new one, never a part.
-inline void write_atomic(const std::string& path, const std::string& bytes) {
+/// Calls write(stream) on path + ".tmp" and renames it over `path`: readers see the old file or
+/// the whole new one, never a part.
+template <class Write>
+void write_atomic(const std::string& path, Write&& write) {
   const std::string temporary = path + ".tmp";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     if (!out) throw FileError(path + ": cannot open " + temporary + " for writing");
-    out.write(bytes.data(), std::streamsize(bytes.size()));
+    write(out);
     out.flush();
     if (!out) {
       out.close();
@@ -306,13 +308,13 @@ inline NpyArray bytes_to_npy(std::string name, const std::string& bytes) {
   return a;
 }
 
-/// Writes the arrays as an .npz that numpy.load reads (each becomes `name.npy`), atomically.
-/// Names must be non-empty and unique.
+/// Writes the arrays as an .npz that numpy.load reads (each becomes `name.npy`), atomically,
+/// member by member (no copy of the whole archive in memory). Names must be non-empty and unique.
 inline void save_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
   if (!detail::little_endian())
     throw FileError(path + ": .npz is written on little-endian hosts only");
-  std::string zip, directory;
-  std::uint32_t entries = 0;
+  std::vector<std::string> headers;
+  std::size_t total = 0;
   for (std::size_t i = 0; i < arrays.size(); ++i) {
     const NpyArray& array = arrays[i];
     if (array.name.empty()) throw FileError(path + ": an array has an empty name");
@@ -320,48 +322,61 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
       if (arrays[j].name == array.name)
         throw FileError(path + ": two arrays are named " + array.name);
     }
-    const std::string member = array.name + ".npy";
-    const std::string data = detail::npy_bytes(array);
-    if (data.size() >= 0xFFFFFFFFull || zip.size() >= 0xFFFFFFFFull - data.size() ||
-        member.size() > 0xFFFF || entries == 0xFFFF) {
+    headers.push_back(detail::npy_header(array));
+    const std::size_t member = array.name.size() + 4;
+    const std::size_t size = headers.back().size() + array.bytes.size();
+    total += 30 + member + size;
+    if (size >= 0xFFFFFFFFull || total >= 0xFFFFFFFFull || member > 0xFFFF || i >= 0xFFFF) {
       throw FileError(path + ": the archive would need zip64 (an array of 4 GiB or more)");
     }
-    const std::uint32_t crc = detail::crc32(data.data(), data.size());
-    const std::uint32_t offset = std::uint32_t(zip.size());
-    // Local file header: version 2.0, no flags, stored, 1980-01-01 00:00.
-    detail::put32(zip, 0x04034b50u);
-    for (std::uint32_t v : {20u, 0u, 0u, 0u, 0x21u}) detail::put16(zip, v);
-    detail::put32(zip, crc);
-    detail::put32(zip, std::uint32_t(data.size()));
-    detail::put32(zip, std::uint32_t(data.size()));
-    detail::put16(zip, std::uint32_t(member.size()));
-    detail::put16(zip, 0);
-    zip += member;
-    zip += data;
-    // Its central directory entry.
-    detail::put32(directory, 0x02014b50u);
-    for (std::uint32_t v : {20u, 20u, 0u, 0u, 0u, 0x21u}) detail::put16(directory, v);
-    detail::put32(directory, crc);
-    detail::put32(directory, std::uint32_t(data.size()));
-    detail::put32(directory, std::uint32_t(data.size()));
-    detail::put16(directory, std::uint32_t(member.size()));
-    for (int k = 0; k < 4; ++k) detail::put16(directory, 0);  // extra, comment, disk, internal
-    detail::put32(directory, 0);                              // external attributes
-    detail::put32(directory, offset);
-    directory += member;
-    ++entries;
   }
-  const std::uint32_t directory_at = std::uint32_t(zip.size());
-  zip += directory;
-  detail::put32(zip, 0x06054b50u);
-  detail::put16(zip, 0);
-  detail::put16(zip, 0);
-  detail::put16(zip, entries);
-  detail::put16(zip, entries);
-  detail::put32(zip, std::uint32_t(directory.size()));
-  detail::put32(zip, directory_at);
-  detail::put16(zip, 0);
-  detail::write_atomic(path, zip);
+  detail::write_atomic(path, [&](std::ostream& out) {
+    std::string directory, local;
+    std::uint32_t offset = 0;
+    for (std::size_t i = 0; i < arrays.size(); ++i) {
+      const NpyArray& array = arrays[i];
+      const std::string member = array.name + ".npy";
+      const std::string& header = headers[i];
+      const auto size = std::uint32_t(header.size() + array.bytes.size());
+      const std::uint32_t crc = detail::crc32(array.bytes.data(), array.bytes.size(),
+                                              detail::crc32(header.data(), header.size()));
+      // Local file header: version 2.0, no flags, stored, 1980-01-01 00:00.
+      local.clear();
+      detail::put32(local, 0x04034b50u);
+      for (std::uint32_t v : {20u, 0u, 0u, 0u, 0x21u}) detail::put16(local, v);
+      detail::put32(local, crc);
+      detail::put32(local, size);
+      detail::put32(local, size);
+      detail::put16(local, std::uint32_t(member.size()));
+      detail::put16(local, 0);
+      local += member;
+      local += header;
+      out.write(local.data(), std::streamsize(local.size()));
+      out.write(array.bytes.data(), std::streamsize(array.bytes.size()));
+      // Its central directory entry.
+      detail::put32(directory, 0x02014b50u);
+      for (std::uint32_t v : {20u, 20u, 0u, 0u, 0u, 0x21u}) detail::put16(directory, v);
+      detail::put32(directory, crc);
+      detail::put32(directory, size);
+      detail::put32(directory, size);
+      detail::put16(directory, std::uint32_t(member.size()));
+      for (int k = 0; k < 4; ++k) detail::put16(directory, 0);  // extra, comment, disk, internal
+      detail::put32(directory, 0);                              // external attributes
+      detail::put32(directory, offset);
+      directory += member;
+      offset += std::uint32_t(30 + member.size()) + size;
+    }
+    const auto entries = std::uint32_t(arrays.size());
+    detail::put32(directory, 0x06054b50u);
+    detail::put16(directory, 0);
+    detail::put16(directory, 0);
+    detail::put16(directory, entries);
+    detail::put16(directory, entries);
+    detail::put32(directory, std::uint32_t(directory.size() - 12));
+    detail::put32(directory, offset);
+    detail::put16(directory, 0);
+    out.write(directory.data(), std::streamsize(directory.size()));
+  });
 }
 
 /// Every array of an .npz written by save_npz or numpy.savez (stored members; the deflated ones
