@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: a GCC build (warnings are errors), a clang build (warnings are errors), a
-# portable build of the library's tests (no -march=native, no OpenMP), a ThreadSanitizer build of the test
-# programs, and an AddressSanitizer + UndefinedBehaviorSanitizer build with the fuzzers; the
-# first two and the last through ctest. Build trees go to build-test-*/ beside
+# portable build of the library's tests (no -march=native, no OpenMP), a ThreadSanitizer build
+# of the test programs, and an AddressSanitizer + UndefinedBehaviorSanitizer build with the
+# fuzzers; the first two and the last through ctest. Build trees go to build-test-*/ beside
 # this script's repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,10 @@ run_suite() {  # name, then extra cmake arguments
 }
 
 run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD_BENCHMARKS=ON
-run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=ON
+# The consumer test's find_package and FetchContent builds use the default compiler: the GCC
+# suite runs them; the clang suite compiles the consumer through pkg-config with clang++.
+run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=ON \
+          -DGUMBEL_CONSUMER_WAYS=pkg-config
 
 # The portable kernels: the library's tests built without -march=native, so that the generic
 # float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well; and without
@@ -52,5 +55,5 @@ done
 # -O1 keeps the sanitized suite fast enough; Eigen's own asserts stay on (no NDEBUG). The
 # libFuzzer targets (IDX reader, checkpoint loader) run 60 s each inside this ctest.
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_FUZZ=ON
+          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_FUZZ=ON -DGUMBEL_CONSUMER_WAYS=
 echo "== all test suites passed"
