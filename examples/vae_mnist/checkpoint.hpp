@@ -47,8 +47,7 @@ struct Checkpoint {
 /// (json.loads(bytes(numpy.load(path)["progress"]))) and the history as a float64 array, one
 /// row per epoch: epoch, train loss, test loss, temperature, seconds, images/s, test -ELBO.
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
-                     const gumbel::nn::Module<float>& model,
-                     gumbel::optim::Adam<float>& adam);
+                     const gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam);
 
 /// Reads a checkpoint (an .npz, or a file of the binary versions 1 and 2) into `model` and
 /// `adam`. Settings are compared first, then every name and shape: on any CheckpointError,

@@ -66,7 +66,8 @@ gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const examples::Dat
   const auto start = Clock::now();
   Index shown = 0;
   // Chunks of images, each encoded and bounded in turn: the same codes as one call over all
-  // (code i of image b takes the noise at a fixed offset of gen's stream), a twentieth of the memory.
+  // (code i of image b takes the noise at a fixed offset of gen's stream), a twentieth of the
+  // memory.
   gumbel::CategoricalBounds out;
   for (auto* v : {&out.reconstruction, &out.kl, &out.elbo, &out.iw}) v->resize(n);
   const Index chunk = 500;
