@@ -5,7 +5,9 @@
 // by it in another: fewer floating-point operations than a plain polynomial.
 #pragma once
 
-#if defined(__AVX512F__)
+#include "gumbel/core/simd.hpp"
+
+#if GUMBEL_AVX512
 
 #include <immintrin.h>
 

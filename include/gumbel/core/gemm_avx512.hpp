@@ -13,7 +13,9 @@
 // same order as on one thread: results do not depend on the thread count.
 #pragma once
 
-#if defined(__AVX512F__)
+#include "gumbel/core/simd.hpp"
+
+#if GUMBEL_AVX512
 #define GUMBEL_GEMM_AVX512 1
 
 #include <immintrin.h>
@@ -209,4 +211,4 @@ void gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha) 
 
 }  // namespace gumbel::detail::avx512
 
-#endif  // __AVX512F__
+#endif  // GUMBEL_AVX512

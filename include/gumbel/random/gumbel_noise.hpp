@@ -1,6 +1,8 @@
 // Standard Gumbel noise, g = -ln(-ln u) with u uniform on the open interval (0, 1).
 #pragma once
 
+#include "gumbel/core/simd.hpp"
+
 #include <Eigen/Core>
 
 #include "gumbel/core/fast_math_avx512.hpp"
@@ -21,7 +23,7 @@ void shifted_gumbel_range(const Generator& gen, std::uint64_t first, Index begin
   gen.uniform_range(first, begin, count, out);
   if constexpr (std::is_same_v<T, float>) {
     // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
     const __m512 minus_offset = _mm512_set1_ps(-offset);
     const auto shifted = [&](Index j, __m512 g, __mmask16 lanes) {
       if (!shift) return g;

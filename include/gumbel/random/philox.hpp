@@ -3,10 +3,12 @@
 // part of any sample can be drawn independently of the others and of the thread count.
 #pragma once
 
+#include "gumbel/core/simd.hpp"
+
 #include <array>
 #include <cstdint>
 
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
 #include <immintrin.h>
 #endif
 
@@ -79,7 +81,7 @@ inline void philox4x32_10_batch_portable(std::uint64_t first, std::uint64_t stre
   }
 }
 
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
 /// The same blocks with AVX-512: one register per word and set of 16 counters, the four sets
 /// interleaved round by round. The 32 x 32 -> 64-bit products come as a low half (mullo) and a
 /// high half assembled from the even-lane and odd-lane products; three-way XORs are one

@@ -6,6 +6,8 @@
 // sample is the same whatever the thread count.
 #pragma once
 
+#include "gumbel/core/simd.hpp"
+
 #include <optional>
 
 #include "gumbel/ops/elementwise.hpp"
@@ -213,7 +215,7 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
     T dtau = T(0);
     std::optional<GradSink<T>> dl;
     if (logits.requires_grad()) dl = logits.grad_sink();
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
     if constexpr (std::is_same_v<T, float>) {
       if (dl && node.k <= 16 && !node.tau_grad) {
         return avx512::softmax_short_rows_backward(soft, dy.data(), dl->data(), node.rows, node.k,

@@ -3,6 +3,8 @@
 // to keep the noise's precision. Argmax and softmax do not see the shift.
 #pragma once
 
+#include "gumbel/core/simd.hpp"
+
 #include <cmath>
 #include <limits>
 
@@ -11,7 +13,7 @@
 
 namespace gumbel::detail {
 
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
 namespace avx512 {
 
 /// out = row - max(row) for `rows` rows of at most 16 floats, 16 rows per transpose (unusable
@@ -45,7 +47,7 @@ T finite_max_or_zero(const T* row, Index k) {
 /// copied unchanged.
 template <class T>
 void shift_rows_by_max(const T* block, Index rows, Index k, T* out) {
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (k <= 16) return avx512::shift_short_rows_by_max(block, rows, k, out);
   }

@@ -2,6 +2,8 @@
 // maximum, argmax and softmax of perturbed logits (AVX-512 kernels beside the generic ones).
 #pragma once
 
+#include "gumbel/core/simd.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -63,7 +65,7 @@ inline Index sampling_block_rows(Index k) {
   return std::clamp<Index>(kSamplingBlock / std::max<Index>(k, 1), 1, kMaxBlockRows);
 }
 
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
 namespace avx512 {
 
 /// max(v) or sum(v) in every lane: four swap-and-combine steps (halves, quarters, pairs,
@@ -178,7 +180,7 @@ inline __mmask16 load_short_rows_mask(const float* block, Index r0, Index group,
 inline Index load_short_rows(const float* block, Index r0, Index group, Index k,
                              __m512 (&column)[16], __m512& max) {
   const __mmask16 bad = load_short_rows_mask(block, r0, group, k, column, max);
-  return bad != 0 ? r0 + __builtin_ctz(bad) : -1;
+  return bad != 0 ? r0 + lowest_set_bit(bad) : -1;
 }
 
 /// argmax[r0 + i] = the first column of row i equal to its maximum (columns from last to
@@ -304,7 +306,7 @@ inline void softmax_short_rows_backward(const float* s, const float* dy, float* 
 /// a +inf or NaN anywhere).
 template <class T>
 bool row_max(const T* row, Index k, T& max) {
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>) {
     __m512 m;
     const bool ok = avx512::row_max(row, k, m);
@@ -319,7 +321,7 @@ bool row_max(const T* row, Index k, T& max) {
 /// The index of the first largest entry of a row, or -1 when the row has no finite maximum.
 template <class T>
 Index row_argmax(const T* row, Index k) {
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>) return avx512::row_argmax(row, k);
 #endif
   T m;
@@ -333,7 +335,7 @@ Index row_argmax(const T* row, Index k) {
 /// row's maximum. The exp runs once over the whole block.
 template <class T>
 void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau) {
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>)
     return avx512::softmax_block(block, rows, k, row_max, inv_tau);
 #endif
@@ -352,7 +354,7 @@ void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau) {
 /// argmax[r] = row_argmax of each row of a block; returns the first unusable row, or -1.
 template <class T>
 Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (k <= 16) return avx512::argmax_short_rows(block, rows, k, argmax);
   }
@@ -367,7 +369,7 @@ Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
 /// Overwrites `rows` rows of length k with the one-hot rows of argmax.
 template <class T>
 void write_one_hot(T* block, Index rows, Index k, const Index* argmax) {
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (k <= 16) return avx512::one_hot_short_rows(block, rows, k, argmax);
   }
@@ -382,7 +384,7 @@ void write_one_hot(T* block, Index rows, Index k, const Index* argmax) {
 template <class T>
 Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullptr) {
   Index argmax[kMaxBlockRows];
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
   if constexpr (std::is_same_v<T, float>) {
     if (k <= 16) {
       if (one_hot == nullptr)
