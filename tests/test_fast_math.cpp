@@ -2,7 +2,7 @@
 // over every uniform the generator can give a float.
 #include "test_util.hpp"
 
-#if defined(__AVX512F__)
+#if GUMBEL_AVX512
 #include <gumbel/core/fast_math_avx512.hpp>
 #include <gumbel/relax/sampling.hpp>
 
