@@ -149,7 +149,7 @@ TEST_CASE_TEMPLATE("KL divergences of categoricals", T, float, double) {
   CHECK(std::abs(kl_categorical(q, q).item()) < tol<T>());
 }
 
-#ifdef GUMBEL_GEMM_AVX512
+#if GUMBEL_AVX512
 TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
   // Tile edges: rows around the 8/10/12-row tiles, columns around the 32-column tile, depths
   // within and beyond one depth block; every transpose; alpha != 1 onto a nonzero output.

@@ -9,8 +9,8 @@
 #include <Eigen/Core>
 #include <type_traits>
 
-#include "gumbel/core/gemm_avx512.hpp"
 #include "gumbel/core/parallel.hpp"
+#include "gumbel/core/simd/dispatch.hpp"
 #include "gumbel/core/types.hpp"
 
 namespace gumbel::detail {
@@ -95,14 +95,11 @@ void gemm_serial_eigen(T* dst, Index dst_stride, const GemmOperand<T>& a, const 
 template <class T>
 void gemm_serial(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOperand<T>& b,
                  T alpha) {
-#if defined(GUMBEL_GEMM_AVX512) && !defined(GUMBEL_EIGEN_GEMM)
   // Every float product, however few its rows: a product split among threads must sum each
   // element in the same order in every slice.
   if constexpr (std::is_same_v<T, float>) {
-    avx512::gemm(dst, dst_stride, a, b, alpha);
-    return;
+    if (kernels::vector_gemm(dst, dst_stride, a, b, alpha)) return;
   }
-#endif
   gemm_serial_eigen(dst, dst_stride, a, b, alpha);
 }
 

@@ -185,36 +185,4 @@ auto pass_where_positive(const V& v, const D& dy) {
   return v.binaryExpr(dy, PassWherePositiveOp<typename V::Scalar>());
 }
 
-/// ln(x) for a positive, normal, finite float, written so that a loop over it vectorises.
-/// x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln x = e ln 2 + ln(1 + f), f = m - 1, and ln(1 + f)
-/// is the minimax polynomial of Cephes' logf (about 1 ulp on this range). Eigen's generic log
-/// also handles zeros, negatives, infinities and subnormals, which Gumbel noise never produces,
-/// and runs at a third of the speed.
-inline float log_positive(float x) noexcept {
-  std::uint32_t bits;
-  std::memcpy(&bits, &x, sizeof bits);
-  float exponent = static_cast<float>(static_cast<int>(bits >> 23) - 127);
-  bits = (bits & 0x007FFFFFu) | 0x3F800000u;  // the mantissa, as a float in [1, 2)
-  float m;
-  std::memcpy(&m, &bits, sizeof m);
-  if (m > 1.41421356f) {
-    m *= 0.5f;
-    exponent += 1.0f;
-  }
-  const float f = m - 1.0f;
-  const float f2 = f * f;
-  float poly = 7.0376836292e-2f;
-  poly = poly * f - 1.1514610310e-1f;
-  poly = poly * f + 1.1676998740e-1f;
-  poly = poly * f - 1.2420140846e-1f;
-  poly = poly * f + 1.4249322787e-1f;
-  poly = poly * f - 1.6668057665e-1f;
-  poly = poly * f + 2.0000714765e-1f;
-  poly = poly * f - 2.4999993993e-1f;
-  poly = poly * f + 3.3333331174e-1f;
-  // ln 2 split into a part exact in float and a small correction, as Cephes does.
-  float y = f * f2 * poly + exponent * -2.12194440e-4f - 0.5f * f2;
-  return f + y + exponent * 0.693359375f;
-}
-
 }  // namespace gumbel::detail

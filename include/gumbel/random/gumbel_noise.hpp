@@ -1,13 +1,11 @@
 // Standard Gumbel noise, g = -ln(-ln u) with u uniform on the open interval (0, 1).
 #pragma once
 
-#include "gumbel/core/simd.hpp"
-
 #include <Eigen/Core>
 
-#include "gumbel/core/fast_math_avx512.hpp"
 #include "gumbel/core/numeric.hpp"
 #include "gumbel/core/parallel.hpp"
+#include "gumbel/core/simd/dispatch.hpp"
 #include "gumbel/core/sizes.hpp"
 #include "gumbel/random/generator.hpp"
 
@@ -23,29 +21,7 @@ void shifted_gumbel_range(const Generator& gen, std::uint64_t first, Index begin
   gen.uniform_range(first, begin, count, out);
   if constexpr (std::is_same_v<T, float>) {
     // u in [2^-24, 1 - 2^-24] keeps both logarithms' arguments positive and normal.
-#if GUMBEL_AVX512
-    const __m512 minus_offset = _mm512_set1_ps(-offset);
-    const auto shifted = [&](Index j, __m512 g, __mmask16 lanes) {
-      if (!shift) return g;
-      return _mm512_add_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(lanes, shift + j), minus_offset), g);
-    };
-    Index j = 0;
-    for (; j + 16 <= count; j += 16) {
-      const __m512 g = avx512::gumbel_from_uniform(_mm512_loadu_ps(out + j));
-      _mm512_storeu_ps(out + j, shifted(j, g, 0xFFFF));
-    }
-    if (j < count) {
-      const __mmask16 tail = avx512::first_lanes(count - j);
-      const __m512 u = _mm512_mask_loadu_ps(_mm512_set1_ps(0.5f), tail, out + j);
-      _mm512_mask_storeu_ps(out + j, tail, shifted(j, avx512::gumbel_from_uniform(u), tail));
-    }
-#else
-    for (Index j = 0; j < count; ++j) out[j] = -log_positive(-log_positive(out[j]));
-    if (shift) {
-      Eigen::Map<Eigen::ArrayX<T>>(out, count) +=
-          Eigen::Map<const Eigen::ArrayX<T>>(shift, count) - offset;
-    }
-#endif
+    kernels::gumbel_from_uniforms(out, count, shift, offset);
   } else {
     Eigen::Map<Eigen::ArrayX<T>> g(out, count);
     g = -(-g.log()).log();

@@ -6,8 +6,6 @@
 // sample is the same whatever the thread count.
 #pragma once
 
-#include "gumbel/core/simd.hpp"
-
 #include <optional>
 
 #include "gumbel/ops/elementwise.hpp"
@@ -215,14 +213,12 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
     T dtau = T(0);
     std::optional<GradSink<T>> dl;
     if (logits.requires_grad()) dl = logits.grad_sink();
-#if GUMBEL_AVX512
     if constexpr (std::is_same_v<T, float>) {
-      if (dl && node.k <= 16 && !node.tau_grad) {
-        return avx512::softmax_short_rows_backward(soft, dy.data(), dl->data(), node.rows, node.k,
-                                                   inv_tau, dl->assigns());
+      if (dl && node.k <= kShortRow && !node.tau_grad) {
+        return kernels::softmax_short_rows_backward(soft, dy.data(), dl->data(), node.rows, node.k,
+                                                    inv_tau, dl->assigns());
       }
     }
-#endif
     for (Index i = 0; i < node.rows; ++i) {
       const auto si = s.row(i).array();
       const auto dz = si * (dy.row(i).array() - dy.row(i).dot(s.row(i)));

@@ -3,8 +3,6 @@
 // to keep the noise's precision. Argmax and softmax do not see the shift.
 #pragma once
 
-#include "gumbel/core/simd.hpp"
-
 #include <cmath>
 #include <limits>
 
@@ -12,28 +10,6 @@
 #include "gumbel/relax/sampling.hpp"
 
 namespace gumbel::detail {
-
-#if GUMBEL_AVX512
-namespace avx512 {
-
-/// out = row - max(row) for `rows` rows of at most 16 floats, 16 rows per transpose (unusable
-/// rows are copied unshifted).
-inline void shift_short_rows_by_max(const float* block, Index rows, Index k, float* out) {
-  const __mmask16 lanes = first_lanes(k);
-  for (Index r0 = 0; r0 < rows; r0 += 16) {
-    const Index group = std::min<Index>(16, rows - r0);
-    __m512 v[16];
-    __m512 max;
-    const __mmask16 bad = load_short_rows_mask(block, r0, group, k, v, max);
-    max = _mm512_mask_mov_ps(max, bad, _mm512_setzero_ps());
-    for (Index j = 0; j < k; ++j) v[j] = _mm512_sub_ps(v[j], max);
-    transpose16x16(v);
-    for (Index i = 0; i < group; ++i) _mm512_mask_storeu_ps(out + (r0 + i) * k, lanes, v[i]);
-  }
-}
-
-}  // namespace avx512
-#endif
 
 /// The row's maximum, or 0 when it has no finite one: the row's +inf, NaN or all -inf entries
 /// then reach the perturbed values unchanged, and the caller rejects the row there.
@@ -43,20 +19,7 @@ T finite_max_or_zero(const T* row, Index k) {
   return row_max(row, k, max) ? max : T(0);
 }
 
-/// out = row - max(row) for each of `rows` rows of k values; a row without a finite maximum is
-/// copied unchanged.
-template <class T>
-void shift_rows_by_max(const T* block, Index rows, Index k, T* out) {
-#if GUMBEL_AVX512
-  if constexpr (std::is_same_v<T, float>) {
-    if (k <= 16) return avx512::shift_short_rows_by_max(block, rows, k, out);
-  }
-#endif
-  for (Index r = 0; r < rows; ++r) {
-    const T* row = block + r * k;
-    RowArray<T>(out + r * k, k) = ConstRowArray<T>(row, k) - finite_max_or_zero(row, k);
-  }
-}
+using kernels::shift_rows_by_max;
 
 /// Logits of at most this magnitude (masked -inf aside) take the noise without the shift by
 /// their row's maximum: l + g then rounds no coarser than (l - max) + g, whose entries that can

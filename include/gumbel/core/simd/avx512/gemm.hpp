@@ -13,17 +13,16 @@
 // same order as on one thread: results do not depend on the thread count.
 #pragma once
 
-#include "gumbel/core/simd.hpp"
+#include "gumbel/core/simd/config.hpp"
 
 #if GUMBEL_AVX512
-#define GUMBEL_GEMM_AVX512 1
 
 #include <immintrin.h>
 
 #include <Eigen/Core>
 #include <algorithm>
 
-#include "gumbel/core/fast_math_avx512.hpp"
+#include "gumbel/core/simd/avx512/math.hpp"
 #include "gumbel/core/types.hpp"
 
 namespace gumbel::detail::avx512 {

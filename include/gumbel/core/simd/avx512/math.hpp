@@ -5,7 +5,7 @@
 // by it in another: fewer floating-point operations than a plain polynomial.
 #pragma once
 
-#include "gumbel/core/simd.hpp"
+#include "gumbel/core/simd/config.hpp"
 
 #if GUMBEL_AVX512
 
@@ -15,46 +15,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "gumbel/core/simd/log2_table.hpp"
 #include "gumbel/core/types.hpp"
 
 namespace gumbel::detail::avx512 {
-
-/// log2 x = e + log2(m) with x = 2^e m, m in [2/3, 4/3): the 32 equal slices of m's bit
-/// pattern each store c ~ 1 / (slice midpoint) and -log2 c, so that log2 m = -log2 c +
-/// log2(1 + r) with r = m c - 1, |r| < 0.021, where five Taylor terms are exact to float
-/// precision. The slice that holds 1 uses c = 1 exactly, so log2 keeps full relative accuracy
-/// near x = 1 (r = x - 1 there, without cancellation).
-struct Log2Table {
-  alignas(64) float scale[32];     ///< c of each slice
-  alignas(64) float neg_log2[32];  ///< -log2 c, rounded from double
-};
 
 /// The low n lanes of 16 (none for n <= 0, all for n >= 16): the mask of a partial vector.
 inline __mmask16 first_lanes(Index n) {
   return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
 }
-
-inline constexpr float kLog2e = 1.44269504088896341f;
-
-inline constexpr std::uint32_t kTwoThirdsBits = 0x3F2AAAABu;  // the float just above 2/3
-
-inline Log2Table make_log2_table() {
-  Log2Table t{};
-  for (std::uint32_t i = 0; i < 32; ++i) {
-    const std::uint32_t low_bits = kTwoThirdsBits + (i << 18);
-    const std::uint32_t high_bits = low_bits + (1u << 18);
-    float low, high;
-    std::memcpy(&low, &low_bits, sizeof low);
-    std::memcpy(&high, &high_bits, sizeof high);
-    float c = static_cast<float>(2.0 / (double(low) + double(high)));
-    if (low <= 1.0f && 1.0f < high) c = 1.0f;
-    t.scale[i] = c;
-    t.neg_log2[i] = static_cast<float>(-std::log2(double(c)));
-  }
-  return t;
-}
-
-inline const Log2Table kLog2Table = make_log2_table();
 
 /// log2 x for positive, normal, finite x, within 2 float ulps of the result (or of 1 when
 /// |log2 x| < 1).
@@ -71,11 +40,8 @@ inline __m512 log2_positive(__m512 x) noexcept {
                                                    _mm512_load_ps(kLog2Table.neg_log2 + 16));
   const __m512 r = _mm512_fmsub_ps(m, c, _mm512_set1_ps(1.0f));
   // log2(1 + r) / r = (1 - r/2 + r^2/3 - r^3/4 + r^4/5) / ln 2
-  __m512 p = _mm512_set1_ps(kLog2e / 5);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(-kLog2e / 4));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kLog2e / 3));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(-kLog2e / 2));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kLog2e));
+  __m512 p = _mm512_set1_ps(kLog2Poly[0]);
+  for (int i = 1; i < 5; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kLog2Poly[i]));
   return _mm512_fmadd_ps(r, p, _mm512_add_ps(neg_log2_c, _mm512_cvtepi32_ps(exponent)));
 }
 
@@ -87,13 +53,8 @@ inline __m512 exp2_flush(__m512 x) noexcept {
   const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-126.0f), _CMP_NLT_UQ);
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(1.5370705e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3399848e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6183736e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503290e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022648e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  __m512 p = _mm512_set1_ps(kExp2Poly[0]);
+  for (int i = 1; i < 7; ++i) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2Poly[i]));
   return _mm512_maskz_scalef_ps(normal, p, n);
 }
 
@@ -128,10 +89,8 @@ inline void transpose16x16(__m512 (&r)[16]) noexcept {
 
 /// Standard Gumbel noise from open uniforms: g = -ln(-ln u) = -ln 2 (log2(-log2 u) + log2 ln 2).
 inline __m512 gumbel_from_uniform(__m512 u) noexcept {
-  constexpr float kLn2 = 0.693147180559945309f;
-  constexpr float kOffset = 0.366512920581664327f;  // -ln 2 log2(ln 2)
   const __m512 t = _mm512_sub_ps(_mm512_setzero_ps(), log2_positive(u));
-  return _mm512_fmadd_ps(log2_positive(t), _mm512_set1_ps(-kLn2), _mm512_set1_ps(kOffset));
+  return _mm512_fmadd_ps(log2_positive(t), _mm512_set1_ps(-kLn2), _mm512_set1_ps(kGumbelOffset));
 }
 
 }  // namespace gumbel::detail::avx512
