@@ -40,25 +40,43 @@ inline float log2_positive(float x) noexcept {
   const std::uint32_t offset = bits - kTwoThirdsBits;
   const std::int32_t exponent = static_cast<std::int32_t>(offset) >> 23;  // arithmetic shift
   const float m = bits_float(bits - (static_cast<std::uint32_t>(exponent) << 23));
-  const std::uint32_t slice = (offset >> 18) & 31u;
+  const auto slice = static_cast<std::int32_t>((offset >> 18) & 31u);  // a 32-bit gather index
   const float r = fused_multiply_add(m, kLog2Table.scale[slice], -1.0f);
-  float p = kLog2Poly[0];
-  for (int i = 1; i < 5; ++i) p = fused_multiply_add(p, r, kLog2Poly[i]);
+  // Horner's rule written out: a loop over the coefficients would keep the compiler from
+  // vectorising the caller's loop.
+  float p = fused_multiply_add(kLog2Poly[0], r, kLog2Poly[1]);
+  p = fused_multiply_add(p, r, kLog2Poly[2]);
+  p = fused_multiply_add(p, r, kLog2Poly[3]);
+  p = fused_multiply_add(p, r, kLog2Poly[4]);
   return fused_multiply_add(r, p, kLog2Table.neg_log2[slice] + static_cast<float>(exponent));
 }
 
+/// 2^e for an integral e in [-127, 127], from its exponent bits: 2^-127 comes out as 0.
+inline float power_of_two(float e) noexcept {
+  return bits_float(static_cast<std::uint32_t>(static_cast<std::int32_t>(e) + 127) << 23);
+}
+
 /// 2^x for x <= 128: exactly 0 for x < -126 (where the result would be subnormal, and for
-/// -inf), NaN for NaN. 2^x = 2^n 2^f with n = x rounded to nearest even and |f| <= 1/2.
+/// -inf), NaN for NaN. 2^x = 2^n 2^f with n = x rounded to nearest even and |f| <= 1/2. Written
+/// with selects the compiler turns into vector blends, no branch or call, so that loops over it
+/// vectorise.
 inline float exp2_flush(float x) noexcept {
-  const float n = std::nearbyint(x);
-  const float f = x - n;
-  float p = kExp2Poly[0];
-  for (int i = 1; i < 7; ++i) p = fused_multiply_add(p, f, kExp2Poly[i]);
-  // 2^n built from its exponent bits (fmax and fmin pass a NaN n through as the bound).
-  const float clamped = std::fmin(std::fmax(n, -126.0f), 127.0f);
-  float y = p * bits_float(static_cast<std::uint32_t>(static_cast<int>(clamped) + 127) << 23);
-  if (n > 127.0f) y *= n == 128.0f ? 2.0f : std::numeric_limits<float>::infinity();
-  return x < -126.0f ? 0.0f : y;
+  const float bounded = x < -127.0f ? -127.0f : x;  // -inf would make f NaN
+  const float n = std::nearbyint(bounded);
+  const float f = bounded - n;
+  float p = fused_multiply_add(kExp2Poly[0], f, kExp2Poly[1]);
+  p = fused_multiply_add(p, f, kExp2Poly[2]);
+  p = fused_multiply_add(p, f, kExp2Poly[3]);
+  p = fused_multiply_add(p, f, kExp2Poly[4]);
+  p = fused_multiply_add(p, f, kExp2Poly[5]);
+  p = fused_multiply_add(p, f, kExp2Poly[6]);
+  // p 2^n as two exact scalings: 2^n for n up to 127 (2^-127, i.e. 0, for the flush; 1 for NaN,
+  // whose p is NaN), then up to 2^2 more (n = 128 doubles, larger n overflow to inf as one
+  // scaling would).
+  const float e = x < -126.0f ? -127.0f : n > 127.0f ? 127.0f : n == n ? n : 0.0f;
+  const float above = n - 127.0f;  // computed on every path: a conditional one would be a branch
+  const float extra = above > 2.0f ? 2.0f : above > 0.0f ? above : 0.0f;
+  return (p * power_of_two(e)) * power_of_two(extra);
 }
 
 /// Standard Gumbel noise from an open uniform: g = -ln(-ln u) = -ln 2 log2(-log2 u) + offset.
