@@ -339,16 +339,81 @@ TEST_CASE("twins: no AVX-512 kernels in this build") {
   MESSAGE(
       "built without AVX-512 (or with GUMBEL_NO_SIMD): every kernel is the generic one, and "
       "the twin comparisons run in the native build");
-  CHECK_FALSE(simd::vector_kernels());
-  CHECK(std::string(simd::kernel_set()) == "generic");
+  CHECK(simd::kernel_set() == simd::kWidest);
+  CHECK_FALSE(simd::use_kernel_set(simd::KernelSet::avx512));
 }
 #endif
 
-// ---- Whole samplers with the vector kernels on and off ---------------------------------------
+// ---- Every AVX2 kernel against its generic twin, bit for bit ---------------------------------
 
-TEST_CASE("float samples are the same bits with the vector kernels on and off") {
-  const auto sample_all = [](bool on) {
-    simd::use_vector_kernels(on);
+#if GUMBEL_AVX2
+namespace {
+/// f applied to xs 8 at a time (the tail padded with 1).
+template <class F>
+std::vector<float> eight_at_a_time(std::vector<float> xs, F f) {
+  const std::size_t n = xs.size();
+  while (xs.size() % 8 != 0) xs.push_back(1.0f);
+  std::vector<float> out(xs.size());
+  for (std::size_t j = 0; j < xs.size(); j += 8) {
+    _mm256_storeu_ps(out.data() + j, f(_mm256_loadu_ps(xs.data() + j)));
+  }
+  out.resize(n);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("AVX2 twins: log2, exp2, the Gumbel transform and the exponential over a range") {
+  namespace v2 = gumbel::detail::avx2;
+  const std::vector<float> lx = log2_arguments();
+  Index at = -1;
+  CHECK_MESSAGE(same_bits(each(lx, generic::log2_positive).data(),
+                          eight_at_a_time(lx, v2::log2_positive).data(), Index(lx.size()), &at),
+                "log2 differs at ", at);
+  const std::vector<float> ex = exp2_arguments();
+  CHECK_MESSAGE(same_bits(each(ex, generic::exp2_flush).data(),
+                          eight_at_a_time(ex, v2::exp2_flush).data(), Index(ex.size()), &at),
+                "exp2 differs at ", at);
+  std::vector<float> a = ex, b = ex;
+  generic::Exp2Range{}(a.data(), Index(a.size()));
+  v2::Exp2Range{}(b.data(), Index(b.size()));
+  CHECK(same_bits(a.data(), b.data(), Index(a.size())));
+  const std::vector<float> u = every_uniform();
+  CHECK_MESSAGE(same_bits(each(u, generic::gumbel_from_uniform).data(),
+                          eight_at_a_time(u, v2::gumbel_from_uniform).data(), Index(u.size()), &at),
+                "Gumbel noise differs at ", at);
+}
+
+TEST_CASE("AVX2 twins: Philox batches and Gumbel noise from uniforms") {
+  namespace v2 = gumbel::detail::avx2;
+  const detail::PhiloxKey key{0xa4093822u, 0x299f31d0u};
+  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{0xFFFFFFD5u},
+                                    std::uint64_t{0xFFFFFFF9u}, ~std::uint64_t{0} - 40}) {
+    detail::PhiloxBatchWords a{}, b{};
+    generic::philox4x32_10_batch(first, 0xfedcba9876543210u, key, a);
+    v2::philox4x32_10_batch(first, 0xfedcba9876543210u, key, b);
+    CHECK(std::memcmp(a, b, sizeof a) == 0);
+  }
+  Generator gen(3);
+  for (Index count = 0; count <= 20; ++count) {
+    const Matrix<float> u = gen.uniform<float>(1, std::max<Index>(count, 1));
+    const Matrix<float> shift = gen.normal<float>(1, std::max<Index>(count, 1), 0.0f, 5.0f);
+    for (const bool shifted : {false, true}) {
+      Matrix<float> a = u, b = u;
+      const float* s = shifted ? shift.data() : nullptr;
+      generic::gumbel_from_uniforms(a.data(), count, s, 1.25f);
+      v2::gumbel_from_uniforms(b.data(), count, s, 1.25f);
+      CAPTURE(count);
+      CHECK(same_bits(a.data(), b.data(), a.size()));
+    }
+  }
+}
+#endif
+
+// ---- Whole samplers with every kernel set ---------------------------------------
+
+TEST_CASE("float samples are the same bits with every compiled kernel set") {
+  const auto sample_all = [](simd::KernelSet set) {
+    REQUIRE(simd::use_kernel_set(set));
     std::vector<Matrix<float>> out;
     for (const Index k : {Index{2}, Index{10}, Index{16}, Index{17}, Index{100}, Index{1000}}) {
       Tape<float> tape;
@@ -373,12 +438,19 @@ TEST_CASE("float samples are the same bits with the vector kernels on and off") 
     simd::use_vector_kernels(true);
     return out;
   };
-  const std::vector<Matrix<float>> generic_run = sample_all(false);
-  const std::vector<Matrix<float>> vector_run = sample_all(true);
-  REQUIRE(generic_run.size() == vector_run.size());
-  for (std::size_t i = 0; i < generic_run.size(); ++i) {
-    CAPTURE(i);
-    REQUIRE(generic_run[i].rows() == vector_run[i].rows());
-    CHECK(same_bits(generic_run[i].data(), vector_run[i].data(), generic_run[i].size()));
+  const std::vector<Matrix<float>> generic_run = sample_all(simd::KernelSet::generic);
+  int sets = 0;
+  for (const simd::KernelSet set : {simd::KernelSet::avx2, simd::KernelSet::avx512}) {
+    if (!simd::compiled(set)) continue;
+    ++sets;
+    const std::vector<Matrix<float>> vector_run = sample_all(set);
+    REQUIRE(generic_run.size() == vector_run.size());
+    for (std::size_t i = 0; i < generic_run.size(); ++i) {
+      CAPTURE(simd::name(set));
+      CAPTURE(i);
+      REQUIRE(generic_run[i].rows() == vector_run[i].rows());
+      CHECK(same_bits(generic_run[i].data(), vector_run[i].data(), generic_run[i].size()));
+    }
   }
+  if (sets == 0) MESSAGE("only the generic kernels in this build: compared with themselves");
 }

@@ -1,5 +1,6 @@
 // The one place that chooses a kernel: the AVX-512 one where it is compiled in and switched on
-// (core/simd/config.hpp), else its generic twin. Callers use these and never name a set.
+// (core/simd/config.hpp), else the AVX2 one where there is one, else the generic twin. Callers
+// use these and never name a set.
 #pragma once
 
 #include <type_traits>
@@ -10,6 +11,10 @@
 #include "gumbel/core/simd/generic/rows.hpp"
 #include "gumbel/core/types.hpp"
 
+#if GUMBEL_AVX2
+#include "gumbel/core/simd/avx2/philox.hpp"
+#include "gumbel/core/simd/avx2/rows.hpp"
+#endif
 #if GUMBEL_AVX512
 #include "gumbel/core/simd/avx512/gemm.hpp"
 #include "gumbel/core/simd/avx512/philox.hpp"
@@ -18,14 +23,25 @@
 
 namespace gumbel::detail::kernels {
 
-/// True where a float kernel of the AVX-512 set runs.
-template <class T>
-bool vector(Index k = 0, Index up_to = 0) {
-  return std::is_same_v<T, float> && simd::vector_kernels() && (up_to == 0 || k <= up_to);
+/// True when `set` is the one in use.
+inline bool in_use(simd::KernelSet set) {
+  return simd::kernel_set() == set;
 }
 
-// Each function below: `if (vector...) return avx512::f(...)` under GUMBEL_AVX512, then the
-// generic twin. For double only the generic kernels exist.
+/// True where a float kernel of the AVX-512 set runs (rows of at most up_to, if given).
+template <class T>
+bool vector(Index k = 0, Index up_to = 0) {
+  return std::is_same_v<T, float> && in_use(simd::KernelSet::avx512) && (up_to == 0 || k <= up_to);
+}
+
+/// True where a float kernel of the AVX2 set runs.
+template <class T>
+bool vector2() {
+  return std::is_same_v<T, float> && in_use(simd::KernelSet::avx2);
+}
+
+// Each function below: the AVX-512 kernel where that set is in use, the AVX2 one where that set
+// is in use and has one, else the generic twin. For double only the generic kernels exist.
 #if GUMBEL_AVX512
 #define GUMBEL_VECTOR_CALL(condition, call) \
   if constexpr (std::is_same_v<T, float>) { \
@@ -38,7 +54,10 @@ bool vector(Index k = 0, Index up_to = 0) {
 inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, PhiloxKey key,
                                 PhiloxBatchWords& out) noexcept {
 #if GUMBEL_AVX512
-  if (simd::vector_kernels()) return avx512::philox4x32_10_batch(first, stream, key, out);
+  if (in_use(simd::KernelSet::avx512)) return avx512::philox4x32_10_batch(first, stream, key, out);
+#endif
+#if GUMBEL_AVX2
+  if (in_use(simd::KernelSet::avx2)) return avx2::philox4x32_10_batch(first, stream, key, out);
 #endif
   generic::philox4x32_10_batch(first, stream, key, out);
 }
@@ -47,7 +66,11 @@ inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Philo
 /// g_j when shift is given.
 inline void gumbel_from_uniforms(float* out, Index count, const float* shift, float offset) {
 #if GUMBEL_AVX512
-  if (simd::vector_kernels()) return avx512::gumbel_from_uniforms(out, count, shift, offset);
+  if (in_use(simd::KernelSet::avx512))
+    return avx512::gumbel_from_uniforms(out, count, shift, offset);
+#endif
+#if GUMBEL_AVX2
+  if (in_use(simd::KernelSet::avx2)) return avx2::gumbel_from_uniforms(out, count, shift, offset);
 #endif
   generic::gumbel_from_uniforms(out, count, shift, offset);
 }
@@ -81,6 +104,10 @@ Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
 template <class T>
 void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau) {
   GUMBEL_VECTOR_CALL(vector<T>(), softmax_block(block, rows, k, row_max, inv_tau))
+#if GUMBEL_AVX2
+  if (vector2<T>())
+    return generic::softmax_block(block, rows, k, row_max, inv_tau, false, avx2::Exp2Range{});
+#endif
   generic::softmax_block(block, rows, k, row_max, inv_tau);
 }
 
@@ -119,6 +146,10 @@ Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullpt
     }
   }
 #endif
+#if GUMBEL_AVX2
+  if (vector2<T>())
+    return generic::softmax_rows(block, rows, k, inv_tau, one_hot, avx2::Exp2Range{});
+#endif
   return generic::softmax_rows(block, rows, k, inv_tau, one_hot);
 }
 
@@ -133,7 +164,7 @@ void shift_rows_by_max(const T* block, Index rows, Index k, T* out) {
 inline void softmax_short_rows_backward(const float* s, const float* dy, float* dl, Index rows,
                                         Index k, float inv_tau, bool assign) {
 #if GUMBEL_AVX512
-  if (simd::vector_kernels())
+  if (in_use(simd::KernelSet::avx512))
     return avx512::softmax_short_rows_backward(s, dy, dl, rows, k, inv_tau, assign);
 #endif
   generic::softmax_short_rows_backward(s, dy, dl, rows, k, inv_tau, assign);
@@ -144,7 +175,7 @@ inline void softmax_short_rows_backward(const float* s, const float* dy, float* 
 template <class Operand>
 bool vector_gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha) {
 #if GUMBEL_AVX512 && !defined(GUMBEL_EIGEN_GEMM)
-  if (simd::vector_kernels()) {
+  if (in_use(simd::KernelSet::avx512)) {
     avx512::gemm(c, ldc, a, b, alpha);
     return true;
   }
