@@ -392,6 +392,13 @@ TEST_CASE("AVX2 twins: Philox batches and Gumbel noise from uniforms") {
     generic::philox4x32_10_batch(first, 0xfedcba9876543210u, key, a);
     v2::philox4x32_10_batch(first, 0xfedcba9876543210u, key, b);
     CHECK(std::memcmp(a, b, sizeof a) == 0);
+    float ua[4 * detail::kPhiloxBatch], ub[4 * detail::kPhiloxBatch];
+    generic::uniform_floats(a, ua);
+    v2::uniform_floats(a, ub);
+    CHECK(same_bits(ua, ub, 4 * detail::kPhiloxBatch));
+    for (int e = 0; e < 4 * detail::kPhiloxBatch; ++e) {
+      REQUIRE(ua[e] == random::uniform_open_float(a[e % 4][e / 4]));
+    }
   }
   Generator gen(3);
   for (Index count = 0; count <= 20; ++count) {

@@ -78,10 +78,10 @@ class Generator {
   void uniform_batch(std::uint64_t block, T* dest) const noexcept {
     random::BatchWords w;
     random::philox4x32_10_batch(block, stream_, key(), w);
-    for (Index b = 0; b < random::kBatch; ++b) {
-      if constexpr (std::is_same_v<T, float>) {
-        for (Index k = 0; k < 4; ++k) dest[4 * b + k] = random::uniform_open_float(w[k][b]);
-      } else {
+    if constexpr (std::is_same_v<T, float>) {
+      detail::kernels::uniform_floats(w, dest);
+    } else {
+      for (Index b = 0; b < random::kBatch; ++b) {
         dest[2 * b] = static_cast<T>(random::uniform_open_double(join(w[1][b], w[0][b])));
         dest[2 * b + 1] = static_cast<T>(random::uniform_open_double(join(w[3][b], w[2][b])));
       }

@@ -46,12 +46,10 @@ inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Key k
   detail::kernels::philox4x32_10_batch(first, stream, key, out);
 }
 
-/// A uniform float on the open interval (0, 1) from 32 random bits: the top 23 bits plus half
-/// a step, i.e. one of 2^23 midpoints from 2^-24 to 1 - 2^-24. Both ends are exact floats, so
-/// neither 0 nor 1 can come out and log(u), log(-log u) stay finite. (24 bits plus half a step
-/// would round the top value to exactly 1.0f.)
+/// A uniform float on the open interval (0, 1) from 32 random bits (see
+/// detail::open_uniform_float): one of 2^23 midpoints from 2^-24 to 1 - 2^-24.
 constexpr float uniform_open_float(std::uint32_t bits) noexcept {
-  return (static_cast<float>(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
+  return detail::open_uniform_float(bits);
 }
 
 /// A uniform double on (0, 1) from 64 random bits, the same construction with 52 bits: from

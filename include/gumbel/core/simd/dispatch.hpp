@@ -62,6 +62,15 @@ inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Philo
   generic::philox4x32_10_batch(first, stream, key, out);
 }
 
+/// See generic::uniform_floats. (With AVX-512 the compiler's vectorisation of the generic loop
+/// is faster than the AVX2 kernel.)
+inline void uniform_floats(const PhiloxBatchWords& words, float* dest) noexcept {
+#if GUMBEL_AVX2
+  if (in_use(simd::KernelSet::avx2)) return avx2::uniform_floats(words, dest);
+#endif
+  generic::uniform_floats(words, dest);
+}
+
 /// Gumbel noise in place of the float uniforms in out[0, count): g_j, or (shift[j] - offset) +
 /// g_j when shift is given.
 inline void gumbel_from_uniforms(float* out, Index count, const float* shift, float offset) {

@@ -19,6 +19,15 @@ using PhiloxBatchWords = std::uint32_t[4][kPhiloxBatch];
 /// A Philox key.
 using PhiloxKey = std::array<std::uint32_t, 2>;
 
+/// A uniform float on the open interval (0, 1) from 32 random bits: the top 23 bits plus half
+/// a step, i.e. one of 2^23 midpoints from 2^-24 to 1 - 2^-24. Both ends are exact floats, so
+/// neither 0 nor 1 can come out and log(u), log(-log u) stay finite. (24 bits plus half a step
+/// would round the top value to exactly 1.0f.) Every step is exact, so any vector form of it
+/// gives the same floats.
+constexpr float open_uniform_float(std::uint32_t bits) noexcept {
+  return (static_cast<float>(bits >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
 namespace generic {
 
 /// Philox4x32-10 of the counters {first + b, stream} for b = 0 .. kPhiloxBatch - 1, all at once,
@@ -54,6 +63,13 @@ inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, Philo
     out[1][b] = c1[b];
     out[2][b] = c2[b];
     out[3][b] = c3[b];
+  }
+}
+
+/// The 4 kPhiloxBatch floats of a batch in element order: dest[4 b + w] from word w of block b.
+inline void uniform_floats(const PhiloxBatchWords& words, float* dest) noexcept {
+  for (int b = 0; b < kPhiloxBatch; ++b) {
+    for (int w = 0; w < 4; ++w) dest[4 * b + w] = open_uniform_float(words[w][b]);
   }
 }
 
