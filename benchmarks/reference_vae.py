@@ -23,13 +23,14 @@ def read_idx(path):
 
 
 class VaeGumbel(nn.Module):
-    def __init__(self, latents, classes):
+    def __init__(self, latents, classes, hidden=512):
         super().__init__()
         self.latents, self.classes = latents, classes
-        self.fc1, self.fc2 = nn.Linear(784, 512), nn.Linear(512, 256)
-        self.fc3 = nn.Linear(256, latents * classes)
-        self.fc4, self.fc5 = nn.Linear(latents * classes, 256), nn.Linear(256, 512)
-        self.fc6 = nn.Linear(512, 784)
+        h1, h2 = hidden, hidden // 2
+        self.fc1, self.fc2 = nn.Linear(784, h1), nn.Linear(h1, h2)
+        self.fc3 = nn.Linear(h2, latents * classes)
+        self.fc4, self.fc5 = nn.Linear(latents * classes, h2), nn.Linear(h2, h1)
+        self.fc6 = nn.Linear(h1, 784)
 
     def forward(self, x, temp, hard):
         q = F.relu(self.fc3(F.relu(self.fc2(F.relu(self.fc1(x))))))
