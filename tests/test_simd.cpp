@@ -68,6 +68,37 @@ bool same_bits(const float* a, const float* b, Index n, Index* where = nullptr) 
   return true;
 }
 
+/// f applied to xs Width at a time, through a vector set's load and store (the tail padded
+/// with 1).
+template <std::size_t Width, class Load, class Store, class F>
+std::vector<float> in_vectors(std::vector<float> xs, Load load, Store store, F f) {
+  const std::size_t n = xs.size();
+  while (xs.size() % Width != 0) xs.push_back(1.0f);
+  std::vector<float> out(xs.size());
+  for (std::size_t j = 0; j < xs.size(); j += Width) store(out.data() + j, f(load(xs.data() + j)));
+  out.resize(n);
+  return out;
+}
+
+/// A vector set's log2, exp2 and Gumbel transform against the generic ones, bit for bit, over
+/// all their test arguments; vectorised(xs, f) applies one of the set's functions to xs.
+template <class Apply, class F>
+void check_math_twins(Apply vectorised, F log2, F exp2, F gumbel) {
+  Index at = -1;
+  const std::vector<float> lx = log2_arguments();
+  CHECK_MESSAGE(same_bits(each(lx, generic::log2_positive).data(), vectorised(lx, log2).data(),
+                          Index(lx.size()), &at),
+                "log2 differs at ", at);
+  const std::vector<float> ex = exp2_arguments();
+  CHECK_MESSAGE(same_bits(each(ex, generic::exp2_flush).data(), vectorised(ex, exp2).data(),
+                          Index(ex.size()), &at),
+                "exp2 differs at ", at);
+  const std::vector<float> u = every_uniform();
+  CHECK_MESSAGE(same_bits(each(u, generic::gumbel_from_uniform).data(),
+                          vectorised(u, gumbel).data(), Index(u.size()), &at),
+                "Gumbel noise differs at ", at);
+}
+
 }  // namespace
 
 // ---- The generic twins against double-precision references -----------------------------------
@@ -140,36 +171,13 @@ TEST_CASE("generic short-row softmax sums left to right, long rows in 16 lanes")
 #if GUMBEL_AVX512
 namespace avx = gumbel::detail::avx512;
 
-namespace {
-/// f applied to xs 16 at a time (the tail padded with 1).
-template <class F>
-std::vector<float> sixteen_at_a_time(std::vector<float> xs, F f) {
-  const std::size_t n = xs.size();
-  while (xs.size() % 16 != 0) xs.push_back(1.0f);
-  std::vector<float> out(xs.size());
-  for (std::size_t j = 0; j < xs.size(); j += 16) {
-    _mm512_storeu_ps(out.data() + j, f(_mm512_loadu_ps(xs.data() + j)));
-  }
-  out.resize(n);
-  return out;
-}
-}  // namespace
-
 TEST_CASE("twins: log2, exp2 and the Gumbel transform give the same bits") {
-  const std::vector<float> lx = log2_arguments();
-  Index at = -1;
-  CHECK_MESSAGE(same_bits(each(lx, generic::log2_positive).data(),
-                          sixteen_at_a_time(lx, avx::log2_positive).data(), Index(lx.size()), &at),
-                "log2 differs at ", at);
-  const std::vector<float> ex = exp2_arguments();
-  CHECK_MESSAGE(same_bits(each(ex, generic::exp2_flush).data(),
-                          sixteen_at_a_time(ex, avx::exp2_flush).data(), Index(ex.size()), &at),
-                "exp2 differs at ", at);
-  const std::vector<float> u = every_uniform();
-  CHECK_MESSAGE(
-      same_bits(each(u, generic::gumbel_from_uniform).data(),
-                sixteen_at_a_time(u, avx::gumbel_from_uniform).data(), Index(u.size()), &at),
-      "Gumbel noise differs at ", at);
+  const auto sixteen = [](const std::vector<float>& xs, auto f) {
+    return in_vectors<16>(
+        xs, [](const float* p) { return _mm512_loadu_ps(p); },
+        [](float* p, __m512 v) { _mm512_storeu_ps(p, v); }, f);
+  };
+  check_math_twins(sixteen, avx::log2_positive, avx::exp2_flush, avx::gumbel_from_uniform);
 }
 
 TEST_CASE("twins: a batch of Philox blocks") {
@@ -347,40 +355,19 @@ TEST_CASE("twins: no AVX-512 kernels in this build") {
 // ---- Every AVX2 kernel against its generic twin, bit for bit ---------------------------------
 
 #if GUMBEL_AVX2
-namespace {
-/// f applied to xs 8 at a time (the tail padded with 1).
-template <class F>
-std::vector<float> eight_at_a_time(std::vector<float> xs, F f) {
-  const std::size_t n = xs.size();
-  while (xs.size() % 8 != 0) xs.push_back(1.0f);
-  std::vector<float> out(xs.size());
-  for (std::size_t j = 0; j < xs.size(); j += 8) {
-    _mm256_storeu_ps(out.data() + j, f(_mm256_loadu_ps(xs.data() + j)));
-  }
-  out.resize(n);
-  return out;
-}
-}  // namespace
 
 TEST_CASE("AVX2 twins: log2, exp2, the Gumbel transform and the exponential over a range") {
   namespace v2 = gumbel::detail::avx2;
-  const std::vector<float> lx = log2_arguments();
-  Index at = -1;
-  CHECK_MESSAGE(same_bits(each(lx, generic::log2_positive).data(),
-                          eight_at_a_time(lx, v2::log2_positive).data(), Index(lx.size()), &at),
-                "log2 differs at ", at);
-  const std::vector<float> ex = exp2_arguments();
-  CHECK_MESSAGE(same_bits(each(ex, generic::exp2_flush).data(),
-                          eight_at_a_time(ex, v2::exp2_flush).data(), Index(ex.size()), &at),
-                "exp2 differs at ", at);
-  std::vector<float> a = ex, b = ex;
+  const auto eight = [](const std::vector<float>& xs, auto f) {
+    return in_vectors<8>(
+        xs, [](const float* p) { return _mm256_loadu_ps(p); },
+        [](float* p, __m256 v) { _mm256_storeu_ps(p, v); }, f);
+  };
+  check_math_twins(eight, v2::log2_positive, v2::exp2_flush, v2::gumbel_from_uniform);
+  std::vector<float> a = exp2_arguments(), b = a;
   generic::Exp2Range{}(a.data(), Index(a.size()));
   v2::Exp2Range{}(b.data(), Index(b.size()));
   CHECK(same_bits(a.data(), b.data(), Index(a.size())));
-  const std::vector<float> u = every_uniform();
-  CHECK_MESSAGE(same_bits(each(u, generic::gumbel_from_uniform).data(),
-                          eight_at_a_time(u, v2::gumbel_from_uniform).data(), Index(u.size()), &at),
-                "Gumbel noise differs at ", at);
 }
 
 TEST_CASE("AVX2 twins: Philox batches and Gumbel noise from uniforms") {
