@@ -99,6 +99,39 @@ void check_math_twins(Apply vectorised, F log2, F exp2, F gumbel) {
                 "Gumbel noise differs at ", at);
 }
 
+/// A vector set's Gumbel noise from uniforms against the generic one, with and without a shift,
+/// at every tail length up to 40.
+template <class F>
+void check_noise_twins(F vector_noise) {
+  Generator gen(3);
+  for (Index count = 0; count <= 40; ++count) {
+    const Matrix<float> u = gen.uniform<float>(1, std::max<Index>(count, 1));
+    const Matrix<float> shift = gen.normal<float>(1, std::max<Index>(count, 1), 0.0f, 5.0f);
+    for (const bool shifted : {false, true}) {
+      Matrix<float> a = u, b = u;
+      const float* s = shifted ? shift.data() : nullptr;
+      generic::gumbel_from_uniforms(a.data(), count, s, 1.25f);
+      vector_noise(b.data(), count, s, 1.25f);
+      CAPTURE(count);
+      CHECK(same_bits(a.data(), b.data(), a.size()));
+    }
+  }
+}
+
+/// A vector set's batch of Philox blocks against the generic one, at counters whose low word
+/// wraps inside a set of lanes and at the top of the counter range.
+template <class F>
+void check_philox_twins(F vector_philox) {
+  const detail::PhiloxKey key{0xa4093822u, 0x299f31d0u};
+  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{0xFFFFFFD5u},
+                                    std::uint64_t{0xFFFFFFF9u}, ~std::uint64_t{0} - 40}) {
+    detail::PhiloxBatchWords a{}, b{};
+    generic::philox4x32_10_batch(first, 0xfedcba9876543210u, key, a);
+    vector_philox(first, 0xfedcba9876543210u, key, b);
+    CHECK(std::memcmp(a, b, sizeof a) == 0);
+  }
+}
+
 }  // namespace
 
 // ---- The generic twins against double-precision references -----------------------------------
@@ -171,7 +204,7 @@ TEST_CASE("generic short-row softmax sums left to right, long rows in 16 lanes")
 #if GUMBEL_AVX512
 namespace avx = gumbel::detail::avx512;
 
-TEST_CASE("twins: log2, exp2 and the Gumbel transform give the same bits") {
+TEST_CASE("AVX-512 twins: log2, exp2 and the Gumbel transform give the same bits") {
   const auto sixteen = [](const std::vector<float>& xs, auto f) {
     return in_vectors<16>(
         xs, [](const float* p) { return _mm512_loadu_ps(p); },
@@ -180,31 +213,9 @@ TEST_CASE("twins: log2, exp2 and the Gumbel transform give the same bits") {
   check_math_twins(sixteen, avx::log2_positive, avx::exp2_flush, avx::gumbel_from_uniform);
 }
 
-TEST_CASE("twins: a batch of Philox blocks") {
-  const detail::PhiloxKey key{0xa4093822u, 0x299f31d0u};
-  for (const std::uint64_t first :
-       {std::uint64_t{0}, std::uint64_t{0xFFFFFFD5u}, ~std::uint64_t{0} - 40}) {
-    detail::PhiloxBatchWords a{}, b{};
-    generic::philox4x32_10_batch(first, 0xfedcba9876543210u, key, a);
-    avx::philox4x32_10_batch(first, 0xfedcba9876543210u, key, b);
-    CHECK(std::memcmp(a, b, sizeof a) == 0);
-  }
-}
-
-TEST_CASE("twins: Gumbel noise from uniforms, with and without a shift, every tail length") {
-  Generator gen(3);
-  for (Index count = 0; count <= 40; ++count) {
-    const Matrix<float> u = gen.uniform<float>(1, std::max<Index>(count, 1));
-    const Matrix<float> shift = gen.normal<float>(1, std::max<Index>(count, 1), 0.0f, 5.0f);
-    for (const bool shifted : {false, true}) {
-      Matrix<float> a = u, b = u;
-      const float* s = shifted ? shift.data() : nullptr;
-      generic::gumbel_from_uniforms(a.data(), count, s, 1.25f);
-      avx::gumbel_from_uniforms(b.data(), count, s, 1.25f);
-      CAPTURE(count);
-      CHECK(same_bits(a.data(), b.data(), a.size()));
-    }
-  }
+TEST_CASE("AVX-512 twins: Philox batches, Gumbel noise from uniforms") {
+  check_philox_twins(avx::philox4x32_10_batch);
+  check_noise_twins(avx::gumbel_from_uniforms);
 }
 
 namespace {
@@ -220,7 +231,7 @@ Matrix<float> awkward_block(Generator& gen, Index rows, Index k) {
 }
 }  // namespace
 
-TEST_CASE("twins: row maximum, argmax and block argmax") {
+TEST_CASE("AVX-512 twins: row maximum, argmax and block argmax") {
   Generator gen(8);
   for (const Index k :
        {Index{1}, Index{2}, Index{7}, Index{16}, Index{17}, Index{40}, Index{1000}}) {
@@ -248,7 +259,7 @@ TEST_CASE("twins: row maximum, argmax and block argmax") {
   }
 }
 
-TEST_CASE("twins: softmax of blocks of rows, long and short, with and without one-hot rows") {
+TEST_CASE("AVX-512 twins: softmax of blocks of rows, long and short, with and without one-hot rows") {
   Generator gen(12);
   for (const Index k :
        {Index{1}, Index{3}, Index{10}, Index{16}, Index{17}, Index{33}, Index{100}}) {
@@ -302,7 +313,7 @@ TEST_CASE("twins: softmax of blocks of rows, long and short, with and without on
   simd::use_vector_kernels(true);
 }
 
-TEST_CASE("twins: one-hot rows, shifts by the row maximum, short-row softmax backward") {
+TEST_CASE("AVX-512 twins: one-hot rows, shifts by the row maximum, short-row softmax backward") {
   Generator gen(21);
   for (Index k = 1; k <= 16; ++k) {
     for (const Index rows : {Index{1}, Index{6}, Index{37}}) {
@@ -343,7 +354,7 @@ TEST_CASE("twins: one-hot rows, shifts by the row maximum, short-row softmax bac
   }
 }
 #else
-TEST_CASE("twins: no AVX-512 kernels in this build") {
+TEST_CASE("no AVX-512 kernels in this build") {
   MESSAGE(
       "built without AVX-512 (or with GUMBEL_NO_SIMD): every kernel is the generic one, and "
       "the twin comparisons run in the native build");
@@ -370,35 +381,18 @@ TEST_CASE("AVX2 twins: log2, exp2, the Gumbel transform and the exponential over
   CHECK(same_bits(a.data(), b.data(), Index(a.size())));
 }
 
-TEST_CASE("AVX2 twins: Philox batches and Gumbel noise from uniforms") {
+TEST_CASE("AVX2 twins: Philox batches, their uniform floats, Gumbel noise from uniforms") {
   namespace v2 = gumbel::detail::avx2;
-  const detail::PhiloxKey key{0xa4093822u, 0x299f31d0u};
-  for (const std::uint64_t first : {std::uint64_t{0}, std::uint64_t{0xFFFFFFD5u},
-                                    std::uint64_t{0xFFFFFFF9u}, ~std::uint64_t{0} - 40}) {
-    detail::PhiloxBatchWords a{}, b{};
-    generic::philox4x32_10_batch(first, 0xfedcba9876543210u, key, a);
-    v2::philox4x32_10_batch(first, 0xfedcba9876543210u, key, b);
-    CHECK(std::memcmp(a, b, sizeof a) == 0);
-    float ua[4 * detail::kPhiloxBatch], ub[4 * detail::kPhiloxBatch];
-    generic::uniform_floats(a, ua);
-    v2::uniform_floats(a, ub);
-    CHECK(same_bits(ua, ub, 4 * detail::kPhiloxBatch));
-    for (int e = 0; e < 4 * detail::kPhiloxBatch; ++e) {
-      REQUIRE(ua[e] == random::uniform_open_float(a[e % 4][e / 4]));
-    }
-  }
-  Generator gen(3);
-  for (Index count = 0; count <= 20; ++count) {
-    const Matrix<float> u = gen.uniform<float>(1, std::max<Index>(count, 1));
-    const Matrix<float> shift = gen.normal<float>(1, std::max<Index>(count, 1), 0.0f, 5.0f);
-    for (const bool shifted : {false, true}) {
-      Matrix<float> a = u, b = u;
-      const float* s = shifted ? shift.data() : nullptr;
-      generic::gumbel_from_uniforms(a.data(), count, s, 1.25f);
-      v2::gumbel_from_uniforms(b.data(), count, s, 1.25f);
-      CAPTURE(count);
-      CHECK(same_bits(a.data(), b.data(), a.size()));
-    }
+  check_philox_twins(v2::philox4x32_10_batch);
+  check_noise_twins(v2::gumbel_from_uniforms);
+  detail::PhiloxBatchWords words{};
+  generic::philox4x32_10_batch(12345, 6789, {1u, 2u}, words);
+  float a[4 * detail::kPhiloxBatch], b[4 * detail::kPhiloxBatch];
+  generic::uniform_floats(words, a);
+  v2::uniform_floats(words, b);
+  CHECK(same_bits(a, b, 4 * detail::kPhiloxBatch));
+  for (int e = 0; e < 4 * detail::kPhiloxBatch; ++e) {
+    REQUIRE(a[e] == random::uniform_open_float(words[e % 4][e / 4]));
   }
 }
 #endif
