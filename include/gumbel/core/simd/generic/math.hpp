@@ -26,12 +26,47 @@ inline float bits_float(std::uint32_t b) noexcept {
   return x;
 }
 
-/// a b + c rounded once: one instruction where the target has FMA (x86 with -mfma or
-/// -march=x86-64-v3, haswell and later; every ARMv8); elsewhere (x86-64 without -march) a call
-/// to libm's fmaf, exact but about 40 times slower. (Emulating it in double with rounding to odd
-/// is exact too, and slower still without vectors.)
+// Fused multiply-adds: where the target has FMA instructions (x86 with -mfma, -march=haswell or
+// x86-64-v3 and later; every ARMv8) they are std::fma, one instruction, and every kernel set gives
+// the same bits. Elsewhere (x86-64 without -march) a fused multiply-add is a libm call, about 40
+// times slower, so the generic kernels round the product and the sum separately, except where
+// that would cost accuracy (m c - 1 in log2, made exact below): the values stay within the tested
+// error bounds but differ from an FMA build's in the last bit. GUMBEL_EXACT_FMA makes such a build
+// call std::fma and give the same bits, at that cost.
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA) || defined(GUMBEL_EXACT_FMA)
+#define GUMBEL_GENERIC_FMA 1
+#else
+#define GUMBEL_GENERIC_FMA 0
+#endif
+
+/// a b + c: rounded once where GUMBEL_GENERIC_FMA, else twice.
 inline float fused_multiply_add(float a, float b, float c) noexcept {
+#if GUMBEL_GENERIC_FMA
   return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+/// m c - 1 rounded once, for m c within [1/2, 2], on any target. Without FMA: m c = hi + lo
+/// exactly (Dekker's product with Veltkamp's splits), hi - 1 is exact (Sterbenz), and the one
+/// rounding is that of (hi - 1) + lo.
+inline float product_minus_one(float m, float c) noexcept {
+#if GUMBEL_GENERIC_FMA
+  return std::fma(m, c, -1.0f);
+#else
+  const auto split = [](float x, float& high, float& low) {
+    const float t = x * 4097.0f;  // 2^12 + 1: high gets the leading 12 of 24 bits
+    high = t - (t - x);
+    low = x - high;
+  };
+  float mh, ml, ch, cl;
+  split(m, mh, ml);
+  split(c, ch, cl);
+  const float hi = m * c;
+  const float lo = ((mh * ch - hi) + mh * cl + ml * ch) + ml * cl;
+  return (hi - 1.0f) + lo;
+#endif
 }
 
 /// log2 x for positive, normal, finite x (the table method of log2_table.hpp).
@@ -41,7 +76,7 @@ inline float log2_positive(float x) noexcept {
   const std::int32_t exponent = static_cast<std::int32_t>(offset) >> 23;  // arithmetic shift
   const float m = bits_float(bits - (static_cast<std::uint32_t>(exponent) << 23));
   const auto slice = static_cast<std::int32_t>((offset >> 18) & 31u);  // a 32-bit gather index
-  const float r = fused_multiply_add(m, kLog2Table.scale[slice], -1.0f);
+  const float r = product_minus_one(m, kLog2Table.scale[slice]);
   // Horner's rule written out: a loop over the coefficients would keep the compiler from
   // vectorising the caller's loop.
   float p = fused_multiply_add(kLog2Poly[0], r, kLog2Poly[1]);
