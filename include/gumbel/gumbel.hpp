@@ -48,6 +48,8 @@
 #include "gumbel/optim/lr_scheduler.hpp"
 #include "gumbel/optim/optimizer.hpp"
 #include "gumbel/optim/sgd.hpp"
+#include "gumbel/parallel/block_tree.hpp"
+#include "gumbel/parallel/data_parallel.hpp"
 
 #include "gumbel/io/npz.hpp"
 #include "gumbel/io/save.hpp"

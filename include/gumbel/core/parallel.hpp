@@ -39,6 +39,15 @@ inline void set_threads(int threads) {
 
 namespace detail {
 
+/// True inside a parallel region (a data-parallel worker): loops there run on their thread.
+inline bool in_parallel() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
 /// Below this many elements a loop is not worth waking other threads for.
 inline constexpr Index kParallelGrain = Index{1} << 15;
 

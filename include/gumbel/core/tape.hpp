@@ -15,6 +15,7 @@
 
 #include "gumbel/core/arena.hpp"
 #include "gumbel/core/error.hpp"
+#include "gumbel/core/gradient_buffers.hpp"
 #include "gumbel/core/parameter.hpp"
 #include "gumbel/core/sizes.hpp"
 #include "gumbel/core/types.hpp"
@@ -206,7 +207,8 @@ class Tape {
     return v;
   }
 
-  /// A leaf that reads `p.value` in place and accumulates into `p.grad`.
+  /// A leaf that reads `p.value` in place and accumulates into `p.grad` (or into p's gradient
+  /// in the buffers given to set_gradient_buffers).
   Var<T> parameter(Parameter<T>& p) {
     if (p.grad.rows() != p.value.rows() || p.grad.cols() != p.value.cols()) {
       detail::fail<ShapeError>("Tape::parameter", "parameter '", p.name, "' has value ",
@@ -215,12 +217,27 @@ class Tape {
     }
     Node n;
     n.value = p.value.data();
-    n.grad = grad_enabled_ ? p.grad.data() : nullptr;
     n.rows = p.value.rows();
     n.cols = p.value.cols();
-    if (grad_enabled_) n.parameter = &p;
+    if (grad_enabled_) {
+      n.parameter = &p;
+      if (buffers_ != nullptr) {
+        n.slot = static_cast<std::uint32_t>(buffers_->slot_of(p));
+        n.grad = buffers_->grad(n.slot).data();
+      } else {
+        n.grad = p.grad.data();
+      }
+    }
     return push(n, true);
   }
+
+  /// Parameters recorded from now on accumulate their gradients into `buffers` instead of
+  /// Parameter::grad; nullptr restores the default. With buffers, a backward keeps its
+  /// bookkeeping on the tape and writes nothing into the parameters, so tapes on different
+  /// threads may record the same parameters at once (each with its own buffers). The buffers
+  /// must outlive the nodes recorded with them.
+  void set_gradient_buffers(GradientBuffers<T>* buffers) { buffers_ = buffers; }
+  GradientBuffers<T>* gradient_buffers() const { return buffers_; }
 
   /// Runs reverse mode from a 1x1 loss: intermediate gradients start from zero, leaf and
   /// parameter gradients accumulate. Nodes the loss does not depend on are skipped.
@@ -246,11 +263,18 @@ class Tape {
     // Rather than zeroing every intermediate gradient, mark it unwritten: its first writer
     // assigns (GradSink), and a node nothing was written into has no effect on the loss. A
     // parameter recorded more than once is ready only at its earliest node.
+    // A node recorded with gradient buffers keeps its parameter's first node in first_of_slot_
+    // (this tape's own), the others in the parameter (shared by tapes on one thread).
     const std::uint64_t stamp = detail::next_backward_stamp();
+    first_of_slot_.clear();
     for (std::uint32_t i = 0; i <= loss.index_; ++i) {
       Node& n = nodes_[i];
       n.unwritten = n.intermediate;
-      if (n.parameter != nullptr && n.parameter->backward_stamp_ != stamp) {
+      if (n.parameter == nullptr) continue;
+      if (n.slot != kNoSlot) {
+        if (n.slot >= first_of_slot_.size()) first_of_slot_.resize(n.slot + 1, kNoSlot);
+        if (first_of_slot_[n.slot] == kNoSlot) first_of_slot_[n.slot] = i;
+      } else if (n.parameter->backward_stamp_ != stamp) {
         n.parameter->backward_stamp_ = stamp;
         n.parameter->first_node_ = i;
       }
@@ -259,7 +283,10 @@ class Tape {
     for (std::uint32_t i = loss.index_ + 1; i-- > 0;) {
       const Node& n = nodes_[i];
       if (n.backward != nullptr && !nodes_[n.owner].unwritten) n.backward(n.closure);
-      if (n.parameter != nullptr && n.parameter->first_node_ == i) ready(*n.parameter);
+      if (n.parameter == nullptr) continue;
+      const std::uint32_t first =
+          n.slot != kNoSlot ? first_of_slot_[n.slot] : n.parameter->first_node_;
+      if (first == i) ready(*n.parameter);
     }
   }
 
@@ -314,6 +341,7 @@ class Tape {
     n.backward = nullptr;
     n.closure = nullptr;
     n.parameter = nullptr;
+    n.slot = kNoSlot;
     return push(n, false);  // keeps the source as the owner of the gradient's state
   }
 
@@ -350,6 +378,7 @@ class Tape {
     void (*backward)(void*) = nullptr;
     void* closure = nullptr;
     Parameter<T>* parameter = nullptr;  // set on the leaf of a parameter
+    std::uint32_t slot = kNoSlot;       // the parameter's slot in gradient buffers, if any
     // The node whose gradient memory this is: itself, or the source of an alias.
     std::uint32_t owner = 0;
     bool intermediate = false;  // its gradient restarts from zero at each backward
@@ -383,9 +412,13 @@ class Tape {
 
   const Node& node_of(const Var<T>& v) const { return nodes_[v.index_]; }
 
+  static constexpr std::uint32_t kNoSlot = std::numeric_limits<std::uint32_t>::max();
+
   Arena arena_;
   std::vector<Node> nodes_;
-  std::uint32_t generation_ = 1;  // a default Var has generation 0 and no tape
+  GradientBuffers<T>* buffers_ = nullptr;
+  std::vector<std::uint32_t> first_of_slot_;  // per slot, during backward
+  std::uint32_t generation_ = 1;              // a default Var has generation 0 and no tape
   bool grad_enabled_ = true;
 };
 

@@ -74,6 +74,11 @@ class Adam : public Optimizer<T> {
     }
   }
 
+  void begin_slices() override { slices_ = begin_step(); }
+  void update_slice(std::size_t i, Index begin, Index end) override {
+    update_range(i, slices_, begin, end, false);
+  }
+
   /// The options given; options().lr is the rate of groups without their own (lr(g) is current).
   const AdamOptions<T>& options() const { return options_; }
 
@@ -114,6 +119,11 @@ class Adam : public Optimizer<T> {
   }
 
   void update_parameter(std::size_t i, const Coefficients& c, bool zero_grad_after) {
+    update_range(i, c, 0, params_[i]->size(), zero_grad_after);
+  }
+
+  void update_range(std::size_t i, const Coefficients& c, Index begin, Index end,
+                    bool zero_grad_after) {
     const T b1 = options_.beta1;
     const T b2 = options_.beta2;
     const T wd = options_.weight_decay;
@@ -126,9 +136,8 @@ class Adam : public Optimizer<T> {
     // Cache-sized chunks: the three vectorised expressions below then read each chunk from
     // memory once, as a single fused loop would (a plain loop does not vectorise std::sqrt).
     constexpr Index kChunk = 2048;
-    const Index n = params_[i]->size();
-    for (Index j = 0; j < n; j += kChunk) {
-      const Index len = std::min(kChunk, n - j);
+    for (Index j = begin; j < end; j += kChunk) {
+      const Index len = std::min(kChunk, end - j);
       Eigen::Map<Array> p(params_[i]->value.data() + j, len);
       Eigen::Map<Array> grad(params_[i]->grad.data() + j, len);
       Eigen::Map<Array> m(m_[i].data() + j, len);
@@ -170,7 +179,8 @@ class Adam : public Optimizer<T> {
   }
 
   AdamOptions<T> options_;
-  std::vector<T> step_size_;  // per group, this step
+  std::vector<T> step_size_;                // per group, this step
+  Coefficients slices_{&step_size_, T(1)};  // the step begun by begin_slices()
   std::vector<Matrix<T>> m_;
   std::vector<Matrix<T>> v_;
   std::unordered_map<const Parameter<T>*, std::size_t> index_;  // parameter -> its moments

@@ -33,6 +33,16 @@ class Optimizer {
 
   /// One update of every parameter from its current gradient.
   virtual void step() = 0;
+
+  /// step() in pieces, for callers that share the parameters' elements among threads:
+  /// begin_slices() once (on one thread), then update_slice(i, begin, end) over disjoint element
+  /// ranges that together cover every parameter (from any threads, in any order). The update is
+  /// element-wise: a split whose ranges start at multiples of 64 elements gives the bits of
+  /// step() (other starts may move elements between vector and scalar code, which a compiler
+  /// that fuses multiply-adds rounds differently).
+  virtual void begin_slices() = 0;
+  /// Updates elements [begin, end) of parameters()[i] (its value and its state) from its grad.
+  virtual void update_slice(std::size_t i, Index begin, Index end) = 0;
   void zero_grad() { gumbel::zero_grad(params_); }
   /// Everything a resume needs besides steps(): the per-parameter buffers (io::save writes
   /// them as "<parameter>.<name>").

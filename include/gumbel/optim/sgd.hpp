@@ -35,28 +35,41 @@ class SGD : public Optimizer<T> {
   /// g = grad + wd p; b = g on the first step, else mu b + (1 - dampening) g;
   /// g = g + mu b (Nesterov) or b; p -= lr g
   void step() override {
-    const T mu = options_.momentum;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      Parameter<T>& p = *params_[i];
-      const T lr = this->lr(this->group_of(i));
-      const auto g = p.grad.array() + options_.weight_decay * p.value.array();
-      if (mu == T(0)) {
-        p.value.array() -= lr * g;
-        continue;
-      }
-      auto b = buffers_[i].array();
-      if (steps_ == 0) {
-        b = g;
-      } else {
-        b = mu * b + (T(1) - options_.dampening) * g;
-      }
-      if (options_.nesterov) {
-        p.value.array() -= lr * (g + mu * b);
-      } else {
-        p.value.array() -= lr * b;
-      }
-    }
+    begin_slices();
+    for (std::size_t i = 0; i < params_.size(); ++i) update_slice(i, 0, params_[i]->size());
+  }
+
+  void begin_slices() override {
+    first_step_ = steps_ == 0;
     ++steps_;
+  }
+
+  /// g = grad + wd p; b = g on the first step, else mu b + (1 - dampening) g;
+  /// p -= lr (g + mu b) with Nesterov, p -= lr b with momentum, p -= lr g without.
+  void update_slice(std::size_t i, Index begin, Index end) override {
+    const T mu = options_.momentum;
+    const Index len = end - begin;
+    Parameter<T>& p = *params_[i];
+    const T lr = this->lr(this->group_of(i));
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    Eigen::Map<Array> value(p.value.data() + begin, len);
+    const auto g =
+        Eigen::Map<const Array>(p.grad.data() + begin, len) + options_.weight_decay * value;
+    if (mu == T(0)) {
+      value -= lr * g;
+      return;
+    }
+    Eigen::Map<Array> b(buffers_[i].data() + begin, len);
+    if (first_step_) {
+      b = g;
+    } else {
+      b = mu * b + (T(1) - options_.dampening) * g;
+    }
+    if (options_.nesterov) {
+      value -= lr * (g + mu * b);
+    } else {
+      value -= lr * b;
+    }
   }
 
   const SGDOptions<T>& options() const { return options_; }
@@ -84,6 +97,7 @@ class SGD : public Optimizer<T> {
 
   SGDOptions<T> options_;
   std::vector<Matrix<T>> buffers_;
+  bool first_step_ = false;  // the step begun is the first: buffers start as the gradient
 };
 
 }  // namespace gumbel::optim

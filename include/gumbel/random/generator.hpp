@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "gumbel/core/error.hpp"
 #include "gumbel/core/sizes.hpp"
 #include "gumbel/core/types.hpp"
 #include "gumbel/random/philox.hpp"
@@ -23,6 +24,20 @@ class Generator {
   std::uint64_t stream() const noexcept { return stream_; }
   std::uint64_t offset() const noexcept { return offset_; }
   void set_offset(std::uint64_t offset) noexcept { offset_ = offset; }
+
+  /// A generator of the same seed and stream whose draws start at Philox block index * 2^32:
+  /// a range of 2^32 blocks (2^34 floats) of its own for each index, for example one per block
+  /// of examples per step, so that a block's noise does not depend on which thread or process
+  /// draws it. `index` must be below 2^32 (a ValueError otherwise); the ranges of different
+  /// indices never overlap, and index 0's is where this stream's own draws start.
+  Generator subsequence(std::uint64_t index) const {
+    if (index >> 32 != 0) {
+      detail::fail<ValueError>("Generator::subsequence", "index ", index, " must be below 2^32");
+    }
+    Generator g(seed_, stream_);
+    g.set_offset(index << 32);
+    return g;
+  }
 
   /// Block `index` of this stream, without moving the position.
   random::Words block(std::uint64_t index) const noexcept {
