@@ -107,7 +107,6 @@ class DataParallel {
   void run(Index rows, LossOf& loss_of, optim::Optimizer<T>* optimizer) {
     if (rows < 0) detail::fail<ValueError>("DataParallel", "rows = ", rows, " is negative");
     rows_ = rows;
-    const Index workers = Index(workers_.size());
     bool failed = false;
     // After every block: the optimizer's step begins only when no block failed.
     const auto begin_update = [&] {
@@ -116,6 +115,7 @@ class DataParallel {
     };
 #ifdef _OPENMP
     if (threads_ > 1 && !omp_in_parallel()) {
+      const Index workers = Index(workers_.size());
 #pragma omp parallel num_threads(threads_)
       {
         const Index t = omp_get_thread_num();
