@@ -1,8 +1,8 @@
 // Training the MNIST VAE (batch 100, N = 30, K = 10, the default model) on random images:
-// forward, backward and Adam, as the example runs them.
+// forward, backward and Adam, block by block on the threads, as the example runs them.
 //   VaeTrainStep: one step; counts heap allocations per steady-state step (must be 0).
 //   VaeEpoch: an epoch-equivalent, 600 steps over 60,000 images gathered in shuffled batches.
-// Arguments: estimator (0 soft, 1 straight-through, 2 Gumbel-Rao), threads.
+// Arguments: estimator (0 soft, 1 straight-through, 2 Gumbel-Rao), threads, blocks.
 #include <benchmark/benchmark.h>
 
 #include <numeric>
@@ -20,17 +20,24 @@ struct Trainer {
         init(1),
         model(shape, init),
         adam(model.parameters()),
-        noise(2) {
+        noise(2),
+        data_parallel(model.parameters(), state.range(2), int(state.range(1))) {
     gumbel::set_threads(int(state.range(1)));
     Eigen::setNbThreads(1);  // products split their rows over our threads, not Eigen's
   }
   ~Trainer() { gumbel::set_threads(gumbel::max_threads()); }
 
   void step(const vae::Matrix& images) {
-    tape.clear();
-    const auto f = model.forward(tape.constant(images), 0.9f, noise, estimator, 10);
-    adam.backward_and_step(tape, f.loss);  // as vae_mnist does
-    benchmark::DoNotOptimize(f.reconstruction);
+    const gumbel::Index blocks = data_parallel.blocks();
+    const auto block_loss = [&](gumbel::Tape<float>& tape, gumbel::Index b, gumbel::Index first,
+                                gumbel::Index last) {
+      gumbel::Generator own =
+          blocks == 1 ? gumbel::Generator() : noise.subsequence(std::uint64_t(steps * blocks + b));
+      const auto x = tape.constant(images.middleRows(first, last - first));
+      return model.forward(x, 0.9f, blocks == 1 ? noise : own, estimator, 10, kBatch).loss;
+    };
+    benchmark::DoNotOptimize(data_parallel.step(kBatch, block_loss, adam));  // as vae_mnist does
+    ++steps;
   }
 
   vae::Estimator estimator;
@@ -39,7 +46,8 @@ struct Trainer {
   vae::CategoricalVae model;
   gumbel::optim::Adam<float> adam;
   gumbel::Generator noise;
-  gumbel::Tape<float> tape;
+  gumbel::parallel::DataParallel<float> data_parallel;
+  std::int64_t steps = 0;
 };
 
 void BM_VaeTrainStep(benchmark::State& state) {
@@ -130,11 +138,18 @@ void BM_AdamStep(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * count);
 }
 
+/// Each estimator on 1 thread and on all, with the example's 2 blocks; for soft also 1 and 4
+/// blocks (the cost of blocks on one thread, the scaling of more blocks).
 void estimators_and_threads(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"estimator", "threads"});
+  b->ArgNames({"estimator", "threads", "blocks"});
+  const int all = gumbel::max_threads();
   for (int estimator : {0, 1, 2}) {
-    b->Args({estimator, 1});
-    if (gumbel::max_threads() > 1) b->Args({estimator, gumbel::max_threads()});
+    b->Args({estimator, 1, 2});
+    if (all > 1) b->Args({estimator, all, 2});
+  }
+  for (int blocks : {1, 4}) {
+    b->Args({0, 1, blocks});
+    if (all > 1) b->Args({0, all, blocks});
   }
   b->UseRealTime();
 }

@@ -229,12 +229,12 @@ def main():
             add(f"{name} {rows}x{k}", ours[name + suffix], time_torch(fn, a), rows * k)
 
     step, epoch = torch_vae(torch)
-    name = f"BM_VaeTrainStep/estimator:0/threads:{a.threads}"
+    name = f"BM_VaeTrainStep/estimator:0/threads:{a.threads}/blocks:2"
     if not a.epochs_only:
         ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a)
         add("VAE train step (batch 100, soft)", ours[name + "/real_time"], time_torch(step, a))
     if not a.no_epoch and not a.epochs_only:
-        name = f"BM_VaeEpoch/estimator:0/threads:{a.threads}/iterations:1"
+        name = f"BM_VaeEpoch/estimator:0/threads:{a.threads}/blocks:2/iterations:1"
         ours = run_ours(os.path.join(bench, "bench_vae_step"), name + "/", a, repetitions=3)
         add("VAE epoch-equivalent (600 steps)", ours[name + "/real_time"], time_once(epoch, 3))
 

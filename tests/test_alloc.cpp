@@ -92,7 +92,7 @@ static long allocations_in_vae_sized_step(int threads) {
     const auto z = reshape(gumbel_softmax(q, 0.7f, noise), 100, 300);
     const auto loss = binary_cross_entropy_with_logits(decoder(z), input, Reduction::sum) / 100.0f +
                       kl_uniform(q, Reduction::sum) / 100.0f;
-    adam.backward_and_step(tape, loss);  // as the VAE example trains
+    adam.backward_and_step(tape, loss);
     during_step = alloc_counter::count() - before;
   }
   return during_step;
@@ -101,4 +101,46 @@ static long allocations_in_vae_sized_step(int threads) {
 TEST_CASE("a step at the VAE's sizes allocates nothing, on 1 and 2 threads") {
   CHECK(allocations_in_vae_sized_step(1) == 0);
   CHECK(allocations_in_vae_sized_step(2) == 0);
+}
+
+// The example's step: blocks of the batch on the threads, the sum fused with Adam.
+static long allocations_in_data_parallel_step(int threads, Index blocks) {
+  Generator gen(6);
+  nn::Linear<float> encoder(784, 512, gen), latent(512, 300, gen), decoder(300, 784, gen);
+  ParameterList<float> params;
+  for (auto* layer : {&encoder, &latent, &decoder}) {
+    for (auto* p : layer->parameters()) params.push_back(p);
+  }
+  optim::Adam<float> adam(params);
+  parallel::DataParallel<float> data_parallel(params, blocks, threads);
+  const Matrix<float> x = gen.uniform<float>(100, 784);
+  const Generator noise(7);
+  long during_step = -1;
+  for (std::uint64_t step = 0; step < 3; ++step) {
+    const long before = alloc_counter::count();
+    data_parallel.step(
+        100,
+        [&](Tape<float>& tape, Index b, Index first, Index last) {
+          Generator own = noise.subsequence(step * std::uint64_t(blocks) + std::uint64_t(b));
+          const Index rows = last - first;
+          const auto input = tape.constant(x.middleRows(first, rows));
+          const auto q = reshape(latent(relu(encoder(input))), rows * 30, 10);
+          const auto z = reshape(gumbel_softmax(q, 0.7f, own), rows, 300);
+          return binary_cross_entropy_with_logits(decoder(z), input, Reduction::sum) / 100.0f +
+                 kl_uniform(q, Reduction::sum) / 100.0f;
+        },
+        adam);
+    during_step = alloc_counter::count() - before;
+  }
+  return during_step;
+}
+
+TEST_CASE("a data-parallel step allocates nothing once warm, for 1 and 2 threads and blocks") {
+  for (int threads : {1, 2}) {
+    for (Index blocks : {1, 2, 4}) {
+      CAPTURE(threads);
+      CAPTURE(blocks);
+      CHECK(allocations_in_data_parallel_step(threads, blocks) == 0);
+    }
+  }
 }

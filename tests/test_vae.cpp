@@ -316,6 +316,11 @@ TEST_CASE("options: every bad value names its own option, conflicting flags are 
   o.threads = 100000;
   CHECK(error(o).find("--threads: must lie in [1, 1024]") == 0);
   o = vae::Options{};
+  o.blocks = 0;
+  CHECK(error(o).find("--blocks: must lie in [1, batch-size = 100], got 0") == 0);
+  o.blocks = 101;
+  CHECK(error(o).find("--blocks: must lie in [1, batch-size = 100], got 101") == 0);
+  o = vae::Options{};
   o.tau0 = 1e-40;
   o.tau_min = 1e-40;
   CHECK(error(o).find("1/tau overflows") != std::string::npos);
@@ -631,4 +636,76 @@ TEST_CASE("checkpoints of the binary versions 1 and 2 still resume exactly") {
     CHECK(resumed[2].test_nelbo == straight[2].test_nelbo);
     CHECK(fs::exists(dir / "checkpoint.npz"));  // the next save is in the current format
   }
+}
+
+TEST_CASE("threads share each step's blocks: any thread count gives the same bits, and resumes") {
+  vae::Options o = fresh_run("blocks_threads", 90, 30, 61);
+  o.epochs = 2;
+  o.blocks = 3;
+  o.threads = 1;
+  const auto one = vae::run(o);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    vae::Options other = o;
+    other.threads = threads;
+    other.output_dir = scratch_dir("blocks_threads_" + std::to_string(threads)).string();
+    const auto many = vae::run(other);
+    REQUIRE(many.size() == one.size());
+    for (std::size_t e = 0; e < one.size(); ++e) {
+      CHECK(many[e].train_loss == one[e].train_loss);
+      CHECK(many[e].test_nelbo == one[e].test_nelbo);
+    }
+  }
+  // A resume may change the thread count, not the block count.
+  vae::Options resumed = o;
+  resumed.output_dir = scratch_dir("blocks_threads_resumed").string();
+  resumed.epochs = 1;
+  vae::run(resumed);
+  resumed.epochs = 2;
+  resumed.resume = true;
+  resumed.blocks = 2;
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(resumed);
+        }).find("written with blocks = 3, but this run has blocks = 2") != std::string::npos);
+  resumed.blocks = 3;
+  resumed.threads = 2;
+  const auto continued = vae::run(resumed);
+  REQUIRE(continued.size() == 2);
+  CHECK(continued[1].train_loss == one[1].train_loss);
+  CHECK(continued[1].test_nelbo == one[1].test_nelbo);
+}
+
+TEST_CASE("a checkpoint from before blocks (settings with threads) resumes as one block") {
+  vae::Options o = fresh_run("before_blocks", 60, 20, 71);
+  o.epochs = 2;
+  o.blocks = 1;
+  const auto straight = vae::run(o);
+  vae::Options part = o;
+  part.output_dir = scratch_dir("before_blocks_part").string();
+  part.epochs = 1;
+  vae::run(part);
+  const fs::path dir = part.output_dir;
+  vae::ModelShape shape;
+  shape.pixels = 64;
+  shape.latents = o.latents;
+  shape.classes = o.classes;
+  gumbel::Generator init(99);
+  vae::CategoricalVae model(shape, init);
+  gumbel::optim::Adam<float> adam(model.parameters());
+  vae::Checkpoint progress = vae::load_checkpoint((dir / "checkpoint.npz").string(),
+                                                  vae::checkpoint_settings(part), model, adam);
+  // As releases before blocks wrote it: the thread count stored, no block count.
+  progress.settings.erase("blocks");
+  progress.settings["threads"] = "4";
+  vae::save_checkpoint((dir / "checkpoint.npz").string(), progress, model, adam);
+  part.epochs = 2;
+  part.resume = true;
+  part.blocks = 2;
+  CHECK(message_of<vae::CheckpointError>([&] {
+          vae::run(part);
+        }).find("written with blocks = 1, but this run has blocks = 2") != std::string::npos);
+  part.blocks = 1;
+  const auto resumed = vae::run(part);
+  REQUIRE(resumed.size() == 2);
+  CHECK(resumed[1].train_loss == straight[1].train_loss);
 }

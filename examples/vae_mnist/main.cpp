@@ -52,7 +52,12 @@ int main(int argc, char** argv) {
                "Straight-through: one-hot forward, soft gradient (= --estimator st)");
   app.add_option("--rao-samples", o.rao_samples, "Conditional samples M of Gumbel-Rao");
   app.add_option("--seed", o.seed, "Seed of initialisation, shuffling and noise");
-  app.add_option("--threads", o.threads, "Threads for sampling and matrix products");
+  app.add_option("--threads", o.threads,
+                 "Threads sharing each step's blocks and the evaluation (results do not depend "
+                 "on it)");
+  app.add_option("--blocks", o.blocks,
+                 "Blocks of examples per batch, their gradients summed in a fixed order (at most "
+                 "this many threads compute a step; results depend on it)");
   app.add_option("--data-dir", o.data_dir, "Folder with the MNIST IDX files (plain or .gz)");
   app.add_option("--output-dir", o.output_dir, "Folder for pictures, metrics and checkpoint");
   app.add_flag("--resume", o.resume, "Continue from the output folder's checkpoint");

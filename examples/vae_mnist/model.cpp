@@ -41,7 +41,7 @@ CategoricalVae::CategoricalVae(const ModelShape& shape, gumbel::Generator& init)
 }
 
 Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& noise,
-                                Estimator estimator, Index rao_samples) {
+                                Estimator estimator, Index rao_samples, Index batch) {
   using namespace gumbel;
   const Var logits = encode(x);
   if (!logits.value().allFinite()) {
@@ -51,7 +51,7 @@ Forward CategoricalVae::forward(const Var& x, float tau, gumbel::Generator& nois
                     ? gumbel_rao(logits, tau, noise, rao_samples)
                     : gumbel_softmax(logits, tau, noise, estimator == Estimator::straight_through);
   const Var recon_logits = decoder_(reshape(z, x.rows(), shape_.latents * shape_.classes));
-  const float inv_batch = 1.0f / float(x.rows());
+  const float inv_batch = 1.0f / float(batch > 0 ? batch : x.rows());
   const Var reconstruction =
       binary_cross_entropy_with_logits(recon_logits, x, Reduction::sum) * inv_batch;
   const Var kl = kl_uniform(logits, Reduction::sum) * inv_batch;

@@ -53,10 +53,11 @@ class CategoricalVae : public gumbel::nn::Module<float> {
   /// Encoder 784-512-256-N*K (ReLU after each layer, as the articles' encoder), a sample of the
   /// N latents at temperature tau, decoder N*K-256-512-784. The loss is the articles':
   /// sum over pixels of the binary cross-entropy (computed from logits) / B
-  /// + sum over latents of KL(q(z|x) || uniform) / B. Throws NonFiniteError when the encoder's
-  /// logits overflowed (the sampler would reject them as invalid input).
+  /// + sum over latents of KL(q(z|x) || uniform) / B, where B is `batch` (the rows of the
+  /// whole batch when x is one block of it; x.rows() when 0). Throws NonFiniteError when the
+  /// encoder's logits overflowed (the sampler would reject them as invalid input).
   Forward forward(const Var& x, float tau, gumbel::Generator& noise, Estimator estimator,
-                  Index rao_samples);
+                  Index rao_samples, Index batch = 0);
 
   /// Pixel probabilities decoded from latent codes (rows of N one-hot blocks of K).
   Var decode(const Var& z);

@@ -126,7 +126,7 @@ std::map<std::string, std::string> run_settings(const Options& o, Estimator esti
                                           {"estimator", to_string(estimator)},
                                           {"rao_samples", std::to_string(o.rao_samples)},
                                           {"seed", std::to_string(o.seed)},
-                                          {"threads", std::to_string(o.threads)},
+                                          {"blocks", std::to_string(o.blocks)},
                                           {"train_limit", std::to_string(o.train_limit)},
                                           {"test_limit", std::to_string(o.test_limit)}};
   // Added after checkpoint version 1: stored only when not at their default.
@@ -248,6 +248,9 @@ void validate(const Options& o) {
     invalid("eval-samples", o.eval_samples, " is too large for N * K = ", o.latents * o.classes);
   }
   if (o.rao_samples < 1) invalid("rao-samples", "must be at least 1, got ", o.rao_samples);
+  if (o.blocks < 1 || o.blocks > o.batch_size) {
+    invalid("blocks", "must lie in [1, batch-size = ", o.batch_size, "], got ", o.blocks);
+  }
   if (o.threads < 1 || o.threads > gumbel::kMaxThreads) {
     invalid("threads", "must lie in [1, ", gumbel::kMaxThreads, "], got ", o.threads);
   }
@@ -340,7 +343,7 @@ std::vector<EpochRecord> run(const Options& o) {
   }
 
   const Temperature temperature(o);
-  gumbel::Tape<float> tape;
+  gumbel::parallel::DataParallel<float> data_parallel(model.parameters(), o.blocks, o.threads);
   Matrix batch(o.batch_size, shape.pixels);
   Matrix uniforms(dynamic ? o.batch_size : 0, shape.pixels);
   std::vector<Index> order(static_cast<std::size_t>(n_train));
@@ -375,23 +378,29 @@ std::vector<EpochRecord> run(const Options& o) {
       if (o.lr_decay != 1.0) {  // a function of the global step, so a resume continues it
         adam.set_lr(float(o.lr * std::pow(o.lr_decay, double(adam.steps() / o.lr_decay_every))));
       }
-      tape.clear();
-      const Var x = tape.constant(batch.topRows(rows));
       const auto diverged = [&](const std::string& why) {
         return std::runtime_error("the loss became NaN or inf at epoch " + std::to_string(epoch) +
                                   ", step " + std::to_string(step + 1) + " (" + why +
                                   "); try a lower --lr");
       };
-      Forward f;
+      // Block b of this step: its rows' share of the batch's loss. One block draws its noise
+      // from the epoch's stream in sequence (as releases before blocks did); several draw
+      // from their own subsequences, the same whichever thread or process computes them.
+      const auto block_loss = [&](gumbel::Tape<float>& tape, Index b, Index first, Index last) {
+        gumbel::Generator own = o.blocks == 1
+                                    ? gumbel::Generator()
+                                    : noise.subsequence(std::uint64_t(step * o.blocks + b));
+        const Var x = tape.constant(batch.middleRows(first, last - first));
+        return model
+            .forward(x, float(tau), o.blocks == 1 ? noise : own, estimator, o.rao_samples, rows)
+            .loss;
+      };
+      double loss = 0;
       try {
-        f = model.forward(x, float(tau), noise, estimator, o.rao_samples);
+        loss = data_parallel.step(rows, block_loss, adam);
       } catch (const NonFiniteError& e) {
         throw diverged(e.what());
       }
-      // Each layer is updated as soon as its gradient is complete; the gradients are left at
-      // zero for the next step.
-      adam.backward_and_step(tape, f.loss);
-      const double loss = f.loss.item();
       if (!std::isfinite(loss)) throw diverged("loss = " + std::to_string(loss));
       loss_sum += loss * double(rows);
       bar.update(step + 1, loss, tau, begin + rows);

@@ -38,7 +38,12 @@ struct Options {
   Index eval_samples = 1000;
   bool final_bound = false;  ///< estimate the test ELBO and importance-weighted bound at the end
   std::uint64_t seed = 2020;
+  /// Threads that share each step's blocks (and evaluation); results do not depend on it.
   int threads = 1;
+  /// Blocks of examples each batch is cut into: each block's gradient is computed on its own
+  /// and the blocks' sum is taken in a fixed order, so that any thread count gives the same
+  /// bits. Part of the results (another count rounds the gradient sum differently).
+  Index blocks = 2;
   std::string data_dir = "data/mnist";
   std::string output_dir = "out/vae_mnist";
   bool resume = false;

@@ -1,7 +1,7 @@
 // Data parallelism on the threads of one process: a batch is cut into a fixed number of blocks
-// of examples, each block's forward and backward runs on its own tape, and the blocks'
-// gradients are summed in a fixed tree order. The result depends on the block count only, so
-// it is the same bits with any number of threads.
+// of examples, each block's forward and backward runs on its own tape into its own gradient
+// buffers, and the blocks' gradients are summed in a fixed tree order (block_tree.hpp). The
+// result depends on the block count only, so it is the same bits with any number of threads.
 #pragma once
 
 #include <algorithm>
@@ -21,9 +21,8 @@
 namespace gumbel::parallel {
 
 /// Runs a training step block by block on up to `threads` threads (OpenMP; serially without
-/// it, with the same results). Steady steps allocate nothing: tapes and gradient buffers are
-/// kept. Memory: each worker holds one gradient copy per tree piece and per tree level it
-/// walks (two copies for 2 blocks on 1 thread, one per thread for 2 blocks on 2 threads).
+/// it, with the same results). Memory: one gradient copy per block, and a tape per thread that
+/// computes blocks. Steady steps allocate nothing: tapes and buffers are kept.
 template <class T>
 class DataParallel {
  public:
@@ -41,13 +40,11 @@ class DataParallel {
     const Index workers = std::min<Index>(blocks, threads);
     workers_.resize(static_cast<std::size_t>(workers));
     for (Index w = 0; w < workers; ++w) {
-      Worker& worker = workers_[std::size_t(w)];
-      worker.tape = std::make_unique<Tape<T>>();
-      tree_pieces({0, blocks}, worker_blocks(blocks, workers, w), worker.spans);
-      for (const BlockSpan& s : worker.spans) {
-        worker.pieces.push_back(std::make_unique<GradientBuffers<T>>(params_));
-        pieces_.push_back({s, worker.pieces.back().get()});
-      }
+      workers_[std::size_t(w)].tape = std::make_unique<Tape<T>>();
+      workers_[std::size_t(w)].blocks = worker_blocks(blocks, workers, w);
+    }
+    for (Index b = 0; b < blocks; ++b) {
+      leaves_.push_back(std::make_unique<GradientBuffers<T>>(params_));
     }
     block_loss_.assign(static_cast<std::size_t>(blocks), 0.0);
     for (Index n = 1; n < blocks; n *= 2) ++depth_;  // the tree's depth, ceil(log2 blocks)
@@ -70,36 +67,29 @@ class DataParallel {
   /// generator of the block's own, see Generator::subsequence). Every parameter's `grad` is
   /// set (not added) to the sum of the blocks' gradients in the tree order of block_tree.hpp.
   /// Returns the batch's loss: the blocks' losses summed in double in the same order. When a
-  /// block throws, the first error (lowest block) is rethrown and no gradient is changed.
+  /// block throws, the error of the lowest failing block is rethrown and no gradient changes.
   template <class LossOf>
   double gradients(Index rows, LossOf&& loss_of) {
     run(rows, loss_of, nullptr);
-    return batch_loss();
+    return loss_sum({0, blocks_});
   }
 
   /// gradients(), then `optimizer`'s update, fused: each chunk of the summed gradient is
   /// used by the optimizer while it is in cache, and all threads share the sum and the update.
   /// The same bits as gradients() followed by optimizer.step(). The optimizer's parameters must
-  /// be these parameters (any order).
+  /// be these parameters (in any order).
   template <class LossOf>
   double step(Index rows, LossOf&& loss_of, optim::Optimizer<T>& optimizer) {
     bind(optimizer);
     run(rows, loss_of, &optimizer);
-    return batch_loss();
+    return loss_sum({0, blocks_});
   }
 
  private:
   struct Worker {
     std::unique_ptr<Tape<T>> tape;
-    std::vector<BlockSpan> spans;                              // its tree pieces
-    std::vector<std::unique_ptr<GradientBuffers<T>>> pieces;   // their sums
-    std::vector<std::unique_ptr<GradientBuffers<T>>> scratch;  // right children, by depth
+    BlockSpan blocks;  // the blocks it computes
     std::exception_ptr error;
-    Index failed_block = 0;
-  };
-  struct Piece {
-    BlockSpan span;
-    GradientBuffers<T>* sum;
   };
   static constexpr Index kChunk = 2048;  // elements summed and updated while in cache
 
@@ -141,42 +131,21 @@ class DataParallel {
   void compute(Worker& w, LossOf& loss_of) {
     w.error = nullptr;
     try {
-      for (std::size_t k = 0; k < w.spans.size(); ++k)
-        sum_node(w, w.spans[k], *w.pieces[k], 0, loss_of);
+      for (Index b = w.blocks.begin; b < w.blocks.end; ++b) run_block(w, b, loss_of);
     } catch (...) {
       w.error = std::current_exception();
     }
   }
 
-  // dest (zero on entry) += the gradient of the blocks of `node`, in tree order.
+  // Block `block`'s loss and its gradient, accumulated into its (zero) buffers.
   template <class LossOf>
-  void sum_node(Worker& w, BlockSpan node, GradientBuffers<T>& dest, int depth, LossOf& loss_of) {
-    if (node.size() == 1) {
-      run_block(w, node.begin, dest, loss_of);
-      return;
-    }
-    const Index m = tree_split(node);
-    sum_node(w, {node.begin, m}, dest, depth + 1, loss_of);
-    while (w.scratch.size() <= std::size_t(depth)) {
-      w.scratch.push_back(std::make_unique<GradientBuffers<T>>(params_));
-    }
-    GradientBuffers<T>& right = *w.scratch[std::size_t(depth)];
-    sum_node(w, {m, node.end}, right, depth + 1, loss_of);
-    for (std::size_t s = 0; s < dest.size(); ++s) {
-      dest.grad(s) += right.grad(s);
-      right.grad(s).setZero();
-    }
-  }
-
-  template <class LossOf>
-  void run_block(Worker& w, Index block, GradientBuffers<T>& dest, LossOf& loss_of) {
+  void run_block(Worker& w, Index block, LossOf& loss_of) {
     const BlockSpan r = block_rows(rows_, blocks_, block);
     block_loss_[std::size_t(block)] = 0.0;
     if (r.size() == 0) return;  // fewer rows than blocks: this block adds nothing
-    w.failed_block = block;
     Tape<T>& tape = *w.tape;
     tape.clear();
-    tape.set_gradient_buffers(&dest);
+    tape.set_gradient_buffers(leaves_[std::size_t(block)].get());
     try {
       const Var<T> loss = loss_of(tape, block, r.begin, r.end);
       if (!loss.valid() || &loss.tape() != &tape) {
@@ -199,62 +168,63 @@ class DataParallel {
     return false;
   }
 
-  // The error of the lowest failed block, after every buffer is zeroed again.
+  // The error of the lowest failed block (workers hold blocks in order), after every buffer
+  // is zeroed again.
   void rethrow_first() {
     std::exception_ptr first;
     for (Worker& w : workers_) {
       if (w.error && !first) first = w.error;
       w.error = nullptr;
-      for (auto& b : w.pieces) b->zero();
-      for (auto& b : w.scratch) b->zero();
     }
+    for (auto& leaf : leaves_) leaf->zero();
     std::rethrow_exception(first);
   }
 
   // Thread t of `size`: its share of the chunks of all parameters: grad = the tree sum of the
-  // pieces, the pieces zeroed, then the optimizer's update, a chunk at a time. Chunks start at
-  // multiples of kChunk in each parameter, so each element is computed by the same (vector or
-  // scalar) code whatever the thread count.
+  // blocks' gradients, the blocks' buffers zeroed, then the optimizer's update, a chunk at a
+  // time. Chunks start at multiples of kChunk in each parameter, so each element is computed
+  // by the same (vector or scalar) code whatever the thread count.
   void combine(Index t, Index size, optim::Optimizer<T>* optimizer) {
     const Index first = chunks_ * t / size;
     const Index last = chunks_ * (t + 1) / size;
     std::vector<T>& temp = temp_[std::size_t(t)];
-    temp.resize(std::size_t(kChunk * depth_));  // allocates on the first step only
-    Index chunk = 0;  // the number of parameter s's first chunk
+    temp.resize(std::size_t(2 * kChunk * depth_));  // allocates on the first step only
+    Index chunk = 0;                                // the number of parameter s's first chunk
     for (std::size_t s = 0; s < params_.size() && chunk < last; ++s) {
       const Index n = params_[s]->size();
       const Index count = (n + kChunk - 1) / kChunk;
       for (Index c = std::max(first, chunk) - chunk; c < count && chunk + c < last; ++c) {
         const Index j = c * kChunk;
         const Index len = std::min(kChunk, n - j);
-        T* out = params_[s]->grad.data() + j;
-        tree_sum({0, blocks_}, s, j, len, out, 0, temp);
-        for (const Piece& p : pieces_) std::fill_n(p.sum->grad(s).data() + j, len, T(0));
+        tree_sum({0, blocks_}, s, j, len, params_[s]->grad.data() + j, 0, temp);
+        for (auto& leaf : leaves_) std::fill_n(leaf->grad(s).data() + j, len, T(0));
         if (optimizer != nullptr) optimizer->update_slice(slot_to_optimizer_[s], j, j + len);
       }
       chunk += count;
     }
   }
 
-  // out[0, len) = elements [j, j + len) of the sum of `node`'s blocks for slot s.
+  // out[0, len) = elements [j, j + len) of slot s's gradient summed over `node`'s blocks. A
+  // child that is one block is read in place; a larger one is summed into temp, a chunk per
+  // (depth, side), so that the two children of a node never share one.
   void tree_sum(BlockSpan node, std::size_t s, Index j, Index len, T* out, Index depth,
                 std::vector<T>& temp) const {
-    for (const Piece& p : pieces_) {
-      if (p.span == node) {
-        std::copy_n(p.sum->grad(s).data() + j, len, out);
-        return;
-      }
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    if (node.size() == 1) {
+      std::copy_n(leaves_[std::size_t(node.begin)]->grad(s).data() + j, len, out);
+      return;
     }
+    const auto child = [&](BlockSpan c, Index side) -> const T* {
+      if (c.size() == 1) return leaves_[std::size_t(c.begin)]->grad(s).data() + j;
+      T* dest = temp.data() + (2 * depth + side) * kChunk;
+      tree_sum(c, s, j, len, dest, depth + 1, temp);
+      return dest;
+    };
     const Index m = tree_split(node);
-    tree_sum({node.begin, m}, s, j, len, out, depth + 1, temp);
-    T* right = temp.data() + depth * kChunk;
-    tree_sum({m, node.end}, s, j, len, right, depth + 1, temp);
-    Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, len) +=
-        Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(right, len);
-  }
-
-  double batch_loss() const {
-    return loss_sum({0, blocks_});
+    const T* left = child({node.begin, m}, 0);
+    const T* right = child({m, node.end}, 1);
+    Eigen::Map<Array>(out, len) =
+        Eigen::Map<const Array>(left, len) + Eigen::Map<const Array>(right, len);
   }
 
   double loss_sum(BlockSpan node) const {
@@ -288,11 +258,11 @@ class DataParallel {
   int threads_;
   Index rows_ = 0;
   Index chunks_ = 0;  // kChunk-element pieces of all parameters
+  Index depth_ = 0;   // of the summation tree
   std::vector<Worker> workers_;
-  std::vector<Piece> pieces_;  // every worker's, in block order
+  std::vector<std::unique_ptr<GradientBuffers<T>>> leaves_;  // per block; zero between steps
   std::vector<double> block_loss_;
-  Index depth_ = 0;
-  std::vector<std::vector<T>> temp_;  // per thread: a chunk per tree level
+  std::vector<std::vector<T>> temp_;  // per thread: two chunks per tree level
   std::vector<std::size_t> slot_to_optimizer_;
   const optim::Optimizer<T>* bound_ = nullptr;
 };
