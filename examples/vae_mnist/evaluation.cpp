@@ -61,8 +61,8 @@ gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const examples::Dat
   };
   gumbel::BoundOptions options;
   options.samples = samples;
-  // Whole images per call, about 500 rows: the decoder's activations for them stay near 6 MB.
-  options.max_rows = std::max(samples, 512 / samples * samples);
+  // Whole images per call, about 250 rows: the decoder's activations for them stay near 3 MB.
+  options.max_rows = std::max(samples, 256 / samples * samples);
   const auto start = Clock::now();
   Index shown = 0;
   // Chunks of images, each encoded and bounded in turn: the same codes as one call over all
@@ -70,7 +70,7 @@ gumbel::CategoricalBounds test_bounds(CategoricalVae& model, const examples::Dat
   // memory.
   gumbel::CategoricalBounds out;
   for (auto* v : {&out.reconstruction, &out.kl, &out.elbo, &out.iw}) v->resize(n);
-  const Index chunk = 500;
+  const Index chunk = 250;
   for (Index begin = 0; begin < n; begin += chunk) {
     const Index rows = std::min(chunk, n - begin);
     chunk_begin = &begin;

@@ -39,7 +39,8 @@ struct Options {
   bool final_bound = false;  ///< estimate the test ELBO and importance-weighted bound at the end
   std::uint64_t seed = 2020;
   /// Threads that share each step's blocks (and evaluation); results do not depend on it.
-  int threads = 1;
+  /// Default: all the cores OpenMP sees (OMP_NUM_THREADS), 1 without OpenMP.
+  int threads = gumbel::max_threads();
   /// Blocks of examples each batch is cut into: each block's gradient is computed on its own
   /// and the blocks' sum is taken in a fixed order, so that any thread count gives the same
   /// bits. Part of the results (another count rounds the gradient sum differently).

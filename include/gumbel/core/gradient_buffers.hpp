@@ -13,24 +13,36 @@
 
 namespace gumbel {
 
-/// One zero-initialised gradient per parameter of a list (a "slot" is a parameter's position in
-/// it). A tape given these buffers (Tape::set_gradient_buffers) accumulates parameter gradients
-/// here instead of into Parameter::grad. Not safe to share between threads: give each its own.
+/// One gradient per parameter of a list (a "slot" is a parameter's position in it): zero
+/// matrices of its own, or views of the parameters' own `grad` (`Storage::parameters`). A tape
+/// given these buffers (Tape::set_gradient_buffers) accumulates parameter gradients here instead
+/// of into Parameter::grad. Not safe to share between threads: give each its own.
 template <class T>
 class GradientBuffers {
  public:
-  explicit GradientBuffers(ParameterList<T> params) : params_(std::move(params)) {
-    grads_.reserve(params_.size());
-    for (const Parameter<T>* p : params_) {
+  enum class Storage { own, parameters };
+
+  explicit GradientBuffers(ParameterList<T> params, Storage storage = Storage::own)
+      : params_(std::move(params)) {
+    views_.reserve(params_.size());
+    owned_.reserve(params_.size());
+    for (Parameter<T>* p : params_) {
       if (p == nullptr) detail::fail<ValueError>("GradientBuffers", "a parameter is null");
-      grads_.push_back(Matrix<T>::Zero(p->rows(), p->cols()));
+      if (storage == Storage::own) {
+        owned_.push_back(Matrix<T>::Zero(p->rows(), p->cols()));
+        views_.emplace_back(owned_.back().data(), p->rows(), p->cols());
+      } else {
+        views_.emplace_back(p->grad.data(), p->rows(), p->cols());
+      }
     }
   }
+  // Views point into owned_ or the parameters: copies would share them.
+  GradientBuffers(const GradientBuffers&) = delete;
+  GradientBuffers& operator=(const GradientBuffers&) = delete;
 
   std::size_t size() const { return params_.size(); }
   const ParameterList<T>& parameters() const { return params_; }
-  Matrix<T>& grad(std::size_t slot) { return grads_[slot]; }
-  const Matrix<T>& grad(std::size_t slot) const { return grads_[slot]; }
+  MatrixMap<T> grad(std::size_t slot) const { return views_[slot]; }
 
   /// The slot of `p`, or a ValueError naming it when it is not in the list. Models record their
   /// parameters in the same order every step, so the slot after the last one found is tried
@@ -50,12 +62,13 @@ class GradientBuffers {
 
   /// Sets every gradient to zero.
   void zero() {
-    for (Matrix<T>& g : grads_) g.setZero();
+    for (MatrixMap<T>& g : views_) g.setZero();
   }
 
  private:
   ParameterList<T> params_;
-  std::vector<Matrix<T>> grads_;
+  std::vector<Matrix<T>> owned_;  // reserved below: its matrices never move
+  std::vector<MatrixMap<T>> views_;
   std::size_t next_ = 0;
 };
 

@@ -63,6 +63,38 @@ struct NpyArray {
   }
 };
 
+/// An array to write without copying it: NpyArray's header fields and a pointer to the
+/// row-major bytes, which must stay valid until the write returns.
+struct NpyView {
+  std::string name;
+  char kind = 'f';
+  int itemsize = 4;
+  int dims = 2;
+  Index rows = 0;
+  Index cols = 0;
+  const char* data = nullptr;
+  std::size_t size = 0;  ///< bytes: rows * cols * itemsize
+};
+
+/// A view of an array's bytes.
+inline NpyView view_of(const NpyArray& a) {
+  return {a.name, a.kind, a.itemsize, a.dims, a.rows, a.cols, a.bytes.data(), a.bytes.size()};
+}
+
+/// A view of a row-major float or double matrix, as to_npy would store it.
+template <class T>
+NpyView npy_view(std::string name, const Matrix<T>& m) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  return {std::move(name),
+          'f',
+          int(sizeof(T)),
+          2,
+          m.rows(),
+          m.cols(),
+          reinterpret_cast<const char*>(m.data()),
+          std::size_t(m.size()) * sizeof(T)};
+}
+
 namespace detail {
 
 inline bool little_endian() {
@@ -101,7 +133,8 @@ inline void put32(std::string& out, std::uint32_t v) {
 
 /// The .npy header (format 1.0) of an array (row-major, little-endian float, or bytes): what
 /// comes before its data.
-inline std::string npy_header(const NpyArray& a) {
+template <class Array>
+std::string npy_header(const Array& a) {
   std::ostringstream dict;
   dict << "{'descr': '" << (a.kind == 'u' ? "|u" : "<f") << a.itemsize
        << "', 'fortran_order': False, 'shape': (";
@@ -309,14 +342,15 @@ inline NpyArray bytes_to_npy(std::string name, const std::string& bytes) {
 }
 
 /// Writes the arrays as an .npz that numpy.load reads (each becomes `name.npy`), atomically,
-/// member by member (no copy of the whole archive in memory). Names must be non-empty and unique.
-inline void save_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
+/// member by member from where they are (no copy of an array or of the whole archive in
+/// memory). Names must be non-empty and unique.
+inline void save_npz(const std::string& path, const std::vector<NpyView>& arrays) {
   if (!detail::little_endian())
     throw FileError(path + ": .npz is written on little-endian hosts only");
   std::vector<std::string> headers;
   std::size_t total = 0;
   for (std::size_t i = 0; i < arrays.size(); ++i) {
-    const NpyArray& array = arrays[i];
+    const NpyView& array = arrays[i];
     if (array.name.empty()) throw FileError(path + ": an array has an empty name");
     for (std::size_t j = 0; j < i; ++j) {
       if (arrays[j].name == array.name)
@@ -324,7 +358,7 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
     }
     headers.push_back(detail::npy_header(array));
     const std::size_t member = array.name.size() + 4;
-    const std::size_t size = headers.back().size() + array.bytes.size();
+    const std::size_t size = headers.back().size() + array.size;
     total += 30 + member + size;
     if (size >= 0xFFFFFFFFull || total >= 0xFFFFFFFFull || member > 0xFFFF || i >= 0xFFFF) {
       throw FileError(path + ": the archive would need zip64 (an array of 4 GiB or more)");
@@ -334,12 +368,12 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
     std::string directory, local;
     std::uint32_t offset = 0;
     for (std::size_t i = 0; i < arrays.size(); ++i) {
-      const NpyArray& array = arrays[i];
+      const NpyView& array = arrays[i];
       const std::string member = array.name + ".npy";
       const std::string& header = headers[i];
-      const auto size = std::uint32_t(header.size() + array.bytes.size());
-      const std::uint32_t crc = detail::crc32(array.bytes.data(), array.bytes.size(),
-                                              detail::crc32(header.data(), header.size()));
+      const auto size = std::uint32_t(header.size() + array.size);
+      const std::uint32_t crc =
+          detail::crc32(array.data, array.size, detail::crc32(header.data(), header.size()));
       // Local file header: version 2.0, no flags, stored, 1980-01-01 00:00.
       local.clear();
       detail::put32(local, 0x04034b50u);
@@ -352,7 +386,7 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
       local += member;
       local += header;
       out.write(local.data(), std::streamsize(local.size()));
-      out.write(array.bytes.data(), std::streamsize(array.bytes.size()));
+      out.write(array.data, std::streamsize(array.size));
       // Its central directory entry.
       detail::put32(directory, 0x02014b50u);
       for (std::uint32_t v : {20u, 20u, 0u, 0u, 0u, 0x21u}) detail::put16(directory, v);
@@ -377,6 +411,14 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
     detail::put16(directory, 0);
     out.write(directory.data(), std::streamsize(directory.size()));
   });
+}
+
+/// The same for arrays held in memory.
+inline void save_npz(const std::string& path, const std::vector<NpyArray>& arrays) {
+  std::vector<NpyView> views;
+  views.reserve(arrays.size());
+  for (const NpyArray& a : arrays) views.push_back(view_of(a));
+  save_npz(path, views);
 }
 
 /// Every array of an .npz written by save_npz or numpy.savez (stored members; the deflated ones

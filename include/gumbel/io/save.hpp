@@ -82,10 +82,9 @@ void require_same_parameters(const std::string& path, const optim::Optimizer<T>&
 // (to check), and the assignment from checked arrays. `prefix` goes before every name.
 
 template <class T>
-void add_arrays(std::vector<NpyArray>& out, const nn::Module<T>& module,
-                const std::string& prefix) {
+void add_arrays(std::vector<NpyView>& out, const nn::Module<T>& module, const std::string& prefix) {
   for (const auto& [name, p] : module.named_parameters())
-    out.push_back(to_npy(prefix + name, p->value));
+    out.push_back(npy_view(prefix + name, p->value));
 }
 
 template <class T>
@@ -102,15 +101,17 @@ void assign(nn::Module<T>& module, const std::map<std::string, NpyArray>& arrays
     p->value = arrays.at(prefix + name).template matrix<T>();
 }
 
+/// The optimizer's buffers and `step` (its step count, which must outlive the views).
 template <class T>
-void add_arrays(std::vector<NpyArray>& out, optim::Optimizer<T>& optimizer,
-                const typename nn::Module<T>::NamedParameters& named, const std::string& prefix) {
+void add_arrays(std::vector<NpyView>& out, optim::Optimizer<T>& optimizer,
+                const typename nn::Module<T>::NamedParameters& named, const std::string& prefix,
+                const Matrix<double>& step) {
   const auto state = optimizer.state();
   for (std::size_t i = 0; i < named.size(); ++i) {
     for (const optim::StateBuffers<T>& s : state)
-      out.push_back(to_npy(prefix + named[i].first + "." + s.name, (*s.values)[i]));
+      out.push_back(npy_view(prefix + named[i].first + "." + s.name, (*s.values)[i]));
   }
-  out.push_back(to_npy(prefix + "step", Matrix<double>::Constant(1, 1, double(optimizer.steps()))));
+  out.push_back(npy_view(prefix + "step", step));
 }
 
 template <class T>
@@ -151,7 +152,7 @@ void assign(optim::Optimizer<T>& optimizer, const typename nn::Module<T>::NamedP
 /// Writes every parameter of `module` under its dotted name (numpy.load(path)["fc1.weight"]).
 template <class T>
 void save(const nn::Module<T>& module, const std::string& path) {
-  std::vector<NpyArray> arrays;
+  std::vector<NpyView> arrays;
   detail::add_arrays(arrays, module, "");
   save_npz(path, arrays);
 }
@@ -173,8 +174,9 @@ template <class T>
 void save(optim::Optimizer<T>& optimizer, const nn::Module<T>& module, const std::string& path) {
   const auto named = module.named_parameters();
   detail::require_same_parameters(path, optimizer, named);
-  std::vector<NpyArray> arrays;
-  detail::add_arrays(arrays, optimizer, named, "");
+  std::vector<NpyView> arrays;
+  const Matrix<double> step = Matrix<double>::Constant(1, 1, double(optimizer.steps()));
+  detail::add_arrays(arrays, optimizer, named, "", step);
   save_npz(path, arrays);
 }
 
@@ -198,10 +200,11 @@ void save_checkpoint(const std::string& path, const nn::Module<T>& model,
                      optim::Optimizer<T>& optimizer, const std::vector<NpyArray>& extra = {}) {
   const auto named = model.named_parameters();
   detail::require_same_parameters(path, optimizer, named);
-  std::vector<NpyArray> arrays;
+  std::vector<NpyView> arrays;
+  const Matrix<double> step = Matrix<double>::Constant(1, 1, double(optimizer.steps()));
   detail::add_arrays(arrays, model, "model.");
-  detail::add_arrays(arrays, optimizer, named, "optimizer.");
-  arrays.insert(arrays.end(), extra.begin(), extra.end());
+  detail::add_arrays(arrays, optimizer, named, "optimizer.", step);
+  for (const NpyArray& a : extra) arrays.push_back(view_of(a));
   save_npz(path, arrays);
 }
 

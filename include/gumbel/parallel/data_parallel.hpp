@@ -21,8 +21,9 @@
 namespace gumbel::parallel {
 
 /// Runs a training step block by block on up to `threads` threads (OpenMP; serially without
-/// it, with the same results). Memory: one gradient copy per block, and a tape per thread that
-/// computes blocks. Steady steps allocate nothing: tapes and buffers are kept.
+/// it, with the same results). Memory: a gradient copy per block after the first (which uses
+/// Parameter::grad), and a tape per thread that computes blocks. Steady steps allocate nothing:
+/// tapes and buffers are kept.
 template <class T>
 class DataParallel {
  public:
@@ -43,8 +44,12 @@ class DataParallel {
       workers_[std::size_t(w)].tape = std::make_unique<Tape<T>>();
       workers_[std::size_t(w)].blocks = worker_blocks(blocks, workers, w);
     }
+    // Block 0 accumulates in the parameters' own gradients: the sum is written there in
+    // place, element by element, after block 0's value is read.
+    using Storage = typename GradientBuffers<T>::Storage;
     for (Index b = 0; b < blocks; ++b) {
-      leaves_.push_back(std::make_unique<GradientBuffers<T>>(params_));
+      leaves_.push_back(std::make_unique<GradientBuffers<T>>(
+          params_, b == 0 ? Storage::parameters : Storage::own));
     }
     block_loss_.assign(static_cast<std::size_t>(blocks), 0.0);
     for (Index n = 1; n < blocks; n *= 2) ++depth_;  // the tree's depth, ceil(log2 blocks)
@@ -67,7 +72,8 @@ class DataParallel {
   /// generator of the block's own, see Generator::subsequence). Every parameter's `grad` is
   /// set (not added) to the sum of the blocks' gradients in the tree order of block_tree.hpp.
   /// Returns the batch's loss: the blocks' losses summed in double in the same order. When a
-  /// block throws, the error of the lowest failing block is rethrown and no gradient changes.
+  /// block throws, the error of the lowest failing block is rethrown; the gradients are then
+  /// undefined (step() has changed no parameter and no optimizer state).
   template <class LossOf>
   double gradients(Index rows, LossOf&& loss_of) {
     run(rows, loss_of, nullptr);
@@ -142,6 +148,7 @@ class DataParallel {
   void run_block(Worker& w, Index block, LossOf& loss_of) {
     const BlockSpan r = block_rows(rows_, blocks_, block);
     block_loss_[std::size_t(block)] = 0.0;
+    leaves_[std::size_t(block)]->zero();
     if (r.size() == 0) return;  // fewer rows than blocks: this block adds nothing
     Tape<T>& tape = *w.tape;
     tape.clear();
@@ -168,22 +175,20 @@ class DataParallel {
     return false;
   }
 
-  // The error of the lowest failed block (workers hold blocks in order), after every buffer
-  // is zeroed again.
+  // The error of the lowest failed block (workers hold blocks in order).
   void rethrow_first() {
     std::exception_ptr first;
     for (Worker& w : workers_) {
       if (w.error && !first) first = w.error;
       w.error = nullptr;
     }
-    for (auto& leaf : leaves_) leaf->zero();
     std::rethrow_exception(first);
   }
 
   // Thread t of `size`: its share of the chunks of all parameters: grad = the tree sum of the
-  // blocks' gradients, the blocks' buffers zeroed, then the optimizer's update, a chunk at a
-  // time. Chunks start at multiples of kChunk in each parameter, so each element is computed
-  // by the same (vector or scalar) code whatever the thread count.
+  // blocks' gradients, then the optimizer's update, a chunk at a time. Chunks start at multiples of
+  // kChunk in each parameter, so each element is computed by the same (vector or scalar) code
+  // whatever the thread count.
   void combine(Index t, Index size, optim::Optimizer<T>* optimizer) {
     const Index first = chunks_ * t / size;
     const Index last = chunks_ * (t + 1) / size;
@@ -197,7 +202,6 @@ class DataParallel {
         const Index j = c * kChunk;
         const Index len = std::min(kChunk, n - j);
         tree_sum({0, blocks_}, s, j, len, params_[s]->grad.data() + j, 0, temp);
-        for (auto& leaf : leaves_) std::fill_n(leaf->grad(s).data() + j, len, T(0));
         if (optimizer != nullptr) optimizer->update_slice(slot_to_optimizer_[s], j, j + len);
       }
       chunk += count;
@@ -210,8 +214,9 @@ class DataParallel {
   void tree_sum(BlockSpan node, std::size_t s, Index j, Index len, T* out, Index depth,
                 std::vector<T>& temp) const {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-    if (node.size() == 1) {
-      std::copy_n(leaves_[std::size_t(node.begin)]->grad(s).data() + j, len, out);
+    if (node.size() == 1) {  // one block: block 0, already in place
+      const T* leaf = leaves_[std::size_t(node.begin)]->grad(s).data() + j;
+      if (leaf != out) std::copy_n(leaf, len, out);
       return;
     }
     const auto child = [&](BlockSpan c, Index side) -> const T* {
@@ -260,7 +265,7 @@ class DataParallel {
   Index chunks_ = 0;  // kChunk-element pieces of all parameters
   Index depth_ = 0;   // of the summation tree
   std::vector<Worker> workers_;
-  std::vector<std::unique_ptr<GradientBuffers<T>>> leaves_;  // per block; zero between steps
+  std::vector<std::unique_ptr<GradientBuffers<T>>> leaves_;  // per block
   std::vector<double> block_loss_;
   std::vector<std::vector<T>> temp_;  // per thread: two chunks per tree level
   std::vector<std::size_t> slot_to_optimizer_;
