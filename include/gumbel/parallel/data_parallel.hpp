@@ -29,27 +29,37 @@ class DataParallel {
  public:
   /// `params`: every parameter the blocks' losses may reach. `blocks`: how many blocks each
   /// batch is cut into; the results depend on it, not on `threads`. At most `blocks` threads
-  /// compute blocks at once; all `threads` share the sum and the optimizer's update.
-  DataParallel(ParameterList<T> params, Index blocks, int threads = max_threads())
-      : params_(std::move(params)), blocks_(blocks), threads_(threads) {
+  /// compute blocks at once; all `threads` share the sum and the optimizer's update. `mine`:
+  /// the blocks this process computes, for a distributed layer (distributed/mpi.hpp) that sums
+  /// the rest with other processes; by default all, which gradients() and step() need.
+  DataParallel(ParameterList<T> params, Index blocks, int threads = max_threads(),
+               BlockSpan mine = {0, -1})
+      : params_(std::move(params)), blocks_(blocks), threads_(threads), mine_(mine) {
     require_blocks("DataParallel", blocks);
     if (threads < 1 || threads > kMaxThreads) {
       detail::fail<ValueError>("DataParallel", "threads = ", threads, " must lie in [1, ",
                                kMaxThreads, "]");
     }
+    if (mine_.end == -1) mine_ = BlockSpan{0, blocks};
+    if (mine_.begin < 0 || mine_.end > blocks || mine_.size() < 1) {
+      detail::fail<ValueError>("DataParallel", "blocks [", mine_.begin, ", ", mine_.end,
+                               ") are not a non-empty range of the ", blocks, " blocks");
+    }
     optim::detail::require_parameters("DataParallel", params_);
-    const Index workers = std::min<Index>(blocks, threads);
+    const Index workers = std::min<Index>(mine_.size(), threads);
     workers_.resize(static_cast<std::size_t>(workers));
     for (Index w = 0; w < workers; ++w) {
+      const BlockSpan share = worker_blocks(mine_.size(), workers, w);
       workers_[std::size_t(w)].tape = std::make_unique<Tape<T>>();
-      workers_[std::size_t(w)].blocks = worker_blocks(blocks, workers, w);
+      workers_[std::size_t(w)].blocks = {mine_.begin + share.begin, mine_.begin + share.end};
+      workers_[std::size_t(w)].reached.assign(params_.size(), 0);
     }
-    // Block 0 accumulates in the parameters' own gradients: the sum is written there in
-    // place, element by element, after block 0's value is read.
+    // The first block accumulates in the parameters' own gradients: the sum is written there
+    // in place, element by element, after that block's value is read.
     using Storage = typename GradientBuffers<T>::Storage;
-    for (Index b = 0; b < blocks; ++b) {
+    for (Index b = mine_.begin; b < mine_.end; ++b) {
       leaves_.push_back(std::make_unique<GradientBuffers<T>>(
-          params_, b == 0 ? Storage::parameters : Storage::own));
+          params_, b == mine_.begin ? Storage::parameters : Storage::own));
     }
     block_loss_.assign(static_cast<std::size_t>(blocks), 0.0);
     for (Index n = 1; n < blocks; n *= 2) ++depth_;  // the tree's depth, ceil(log2 blocks)
@@ -76,6 +86,7 @@ class DataParallel {
   /// undefined (step() has changed no parameter and no optimizer state).
   template <class LossOf>
   double gradients(Index rows, LossOf&& loss_of) {
+    require_all("DataParallel::gradients");
     run(rows, loss_of, nullptr);
     return loss_sum({0, blocks_});
   }
@@ -86,6 +97,7 @@ class DataParallel {
   /// be these parameters (in any order).
   template <class LossOf>
   double step(Index rows, LossOf&& loss_of, optim::Optimizer<T>& optimizer) {
+    require_all("DataParallel::step");
     bind(optimizer);
     run(rows, loss_of, &optimizer);
     return loss_sum({0, blocks_});
@@ -96,9 +108,94 @@ class DataParallel {
     std::unique_ptr<Tape<T>> tape;
     BlockSpan blocks;  // the blocks it computes
     std::exception_ptr error;
+    std::vector<char> reached;  // per slot, during a block's backward
   };
   static constexpr Index kChunk = 2048;  // elements summed and updated while in cache
 
+ public:
+  // ---- For distributed layers: this process's blocks, their sums, the update ---------------
+
+  /// The blocks this process computes.
+  BlockSpan mine() const { return mine_; }
+
+  /// Computes this process's blocks on the threads, as gradients() does, without summing them:
+  /// each block's gradient stays in its buffers (block_grad). `ready(block, slot)` is called
+  /// from the computing thread as soon as that block's gradient of parameters()[slot] is
+  /// complete. Returns the exception of the lowest failing block, or null.
+  template <class LossOf, class Ready>
+  std::exception_ptr compute(Index rows, LossOf&& loss_of, Ready&& ready) {
+    if (rows < 0) detail::fail<ValueError>("DataParallel", "rows = ", rows, " is negative");
+    rows_ = rows;
+#ifdef _OPENMP
+    if (threads_ > 1 && workers_.size() > 1 && !omp_in_parallel()) {
+      const Index workers = Index(workers_.size());
+#pragma omp parallel num_threads(int(std::min <Index>(threads_, workers)))
+      {
+        const Index size = omp_get_num_threads();
+        for (Index w = omp_get_thread_num(); w < workers; w += size) {
+          compute_worker(workers_[std::size_t(w)], loss_of, ready);
+        }
+      }
+    } else
+#endif
+    {
+      for (Worker& w : workers_) compute_worker(w, loss_of, ready);
+    }
+    std::exception_ptr first;
+    for (Worker& w : workers_) {
+      if (w.error && !first) first = w.error;
+      w.error = nullptr;
+    }
+    return first;
+  }
+
+  /// Block b's loss from the last compute(); b must be one of mine().
+  double block_loss(Index b) const {
+    return block_loss_[std::size_t(b)];
+  }
+
+  /// Block b's gradient of parameters()[slot] from the last compute(); b must be one of mine().
+  MatrixMap<T> block_grad(Index b, std::size_t slot) const {
+    return leaves_[std::size_t(b - mine_.begin)]->grad(slot);
+  }
+
+  /// out[0, len) = elements [j, j + len) of parameters()[slot]'s gradient summed over the tree
+  /// node `node` in tree order; every block of `node` must be one of mine(). `temp` holds
+  /// 2 kChunk depth values (scratch()).
+  void node_sum(BlockSpan node, std::size_t slot, Index j, Index len, T* out,
+                std::vector<T>& temp) const {
+    for (Index at = 0; at < len; at += kChunk) {
+      tree_sum(node, slot, j + at, std::min(kChunk, len - at), out + at, 0, temp);
+    }
+  }
+
+  /// Scratch for node_sum, per thread.
+  std::vector<T>& scratch(int thread = 0) {
+    std::vector<T>& temp = temp_[std::size_t(thread)];
+    temp.resize(std::size_t(2 * kChunk * depth_));
+    return temp;
+  }
+
+  /// The optimizer's update from the parameters' `grad` (the sum, written by the caller), all
+  /// threads sharing it a chunk at a time: the same bits as optimizer.step().
+  void update(optim::Optimizer<T>& optimizer) {
+    bind(optimizer);
+    optimizer.begin_slices();
+#ifdef _OPENMP
+    if (threads_ > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(threads_)
+      update_share(omp_get_thread_num(), omp_get_num_threads(), optimizer);
+      return;
+    }
+#endif
+    update_share(0, 1, optimizer);
+  }
+
+  static constexpr Index chunk_size() {
+    return kChunk;
+  }
+
+ private:
   template <class LossOf>
   void run(Index rows, LossOf& loss_of, optim::Optimizer<T>* optimizer) {
     if (rows < 0) detail::fail<ValueError>("DataParallel", "rows = ", rows, " is negative");
@@ -117,7 +214,7 @@ class DataParallel {
         const Index t = omp_get_thread_num();
         const Index size = omp_get_num_threads();
         // With fewer threads than asked for, a thread takes the blocks of several workers.
-        for (Index w = t; w < workers; w += size) compute(workers_[std::size_t(w)], loss_of);
+        for (Index w = t; w < workers; w += size) compute_worker(workers_[std::size_t(w)], loss_of);
 #pragma omp barrier
 #pragma omp single
         begin_update();
@@ -126,7 +223,7 @@ class DataParallel {
     } else
 #endif
     {
-      for (Worker& w : workers_) compute(w, loss_of);
+      for (Worker& w : workers_) compute_worker(w, loss_of);
       begin_update();
       if (!failed) combine(0, 1, optimizer);
     }
@@ -134,32 +231,52 @@ class DataParallel {
   }
 
   template <class LossOf>
-  void compute(Worker& w, LossOf& loss_of) {
+  void compute_worker(Worker& w, LossOf& loss_of) {
+    auto none = [](Index, std::size_t) {};
+    compute_worker(w, loss_of, none);
+  }
+
+  template <class LossOf, class Ready>
+  void compute_worker(Worker& w, LossOf& loss_of, Ready& ready) {
     w.error = nullptr;
     try {
-      for (Index b = w.blocks.begin; b < w.blocks.end; ++b) run_block(w, b, loss_of);
+      for (Index b = w.blocks.begin; b < w.blocks.end; ++b) run_block(w, b, loss_of, ready);
     } catch (...) {
       w.error = std::current_exception();
     }
   }
 
   // Block `block`'s loss and its gradient, accumulated into its (zero) buffers.
-  template <class LossOf>
-  void run_block(Worker& w, Index block, LossOf& loss_of) {
+  template <class LossOf, class Ready>
+  void run_block(Worker& w, Index block, LossOf& loss_of, Ready& ready) {
     const BlockSpan r = block_rows(rows_, blocks_, block);
+    GradientBuffers<T>& leaf = *leaves_[std::size_t(block - mine_.begin)];
     block_loss_[std::size_t(block)] = 0.0;
-    leaves_[std::size_t(block)]->zero();
-    if (r.size() == 0) return;  // fewer rows than blocks: this block adds nothing
+    leaf.zero();
+    if (r.size() == 0) {  // fewer rows than blocks: this block adds nothing
+      for (std::size_t s = 0; s < params_.size(); ++s) ready(block, s);
+      return;
+    }
     Tape<T>& tape = *w.tape;
     tape.clear();
-    tape.set_gradient_buffers(leaves_[std::size_t(block)].get());
+    tape.set_gradient_buffers(&leaf);
     try {
       const Var<T> loss = loss_of(tape, block, r.begin, r.end);
       if (!loss.valid() || &loss.tape() != &tape) {
         detail::fail<TapeError>("DataParallel", "block ", block,
                                 ": loss_of must return a variable of the tape it was given");
       }
-      tape.backward(loss);
+      // A parameter the loss does not reach is ready (zero) from the start.
+      std::fill(w.reached.begin(), w.reached.end(), char{0});
+      tape.backward(loss, [&](Parameter<T>& p) {
+        const std::size_t s = leaf.slot_of(p);
+        if (w.reached[s]) return;
+        w.reached[s] = 1;
+        ready(block, s);
+      });
+      for (std::size_t s = 0; s < params_.size(); ++s) {
+        if (!w.reached[s]) ready(block, s);
+      }
       block_loss_[std::size_t(block)] = double(loss.item());
     } catch (...) {
       tape.set_gradient_buffers(nullptr);
@@ -215,12 +332,12 @@ class DataParallel {
                 std::vector<T>& temp) const {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     if (node.size() == 1) {  // one block: block 0, already in place
-      const T* leaf = leaves_[std::size_t(node.begin)]->grad(s).data() + j;
+      const T* leaf = leaves_[std::size_t(node.begin - mine_.begin)]->grad(s).data() + j;
       if (leaf != out) std::copy_n(leaf, len, out);
       return;
     }
     const auto child = [&](BlockSpan c, Index side) -> const T* {
-      if (c.size() == 1) return leaves_[std::size_t(c.begin)]->grad(s).data() + j;
+      if (c.size() == 1) return leaves_[std::size_t(c.begin - mine_.begin)]->grad(s).data() + j;
       T* dest = temp.data() + (2 * depth + side) * kChunk;
       tree_sum(c, s, j, len, dest, depth + 1, temp);
       return dest;
@@ -230,6 +347,28 @@ class DataParallel {
     const T* right = child({m, node.end}, 1);
     Eigen::Map<Array>(out, len) =
         Eigen::Map<const Array>(left, len) + Eigen::Map<const Array>(right, len);
+  }
+
+  void require_all(const char* op) const {
+    if (mine_.begin != 0 || mine_.end != blocks_) {
+      detail::fail<ValueError>(op, "needs every block on this process, it has [", mine_.begin, ", ",
+                               mine_.end, ") of ", blocks_);
+    }
+  }
+
+  // Thread t of `size`: its share of the chunks of all parameters, updated from p.grad.
+  void update_share(Index t, Index size, optim::Optimizer<T>& optimizer) {
+    const Index first = chunks_ * t / size;
+    const Index last = chunks_ * (t + 1) / size;
+    Index chunk = 0;
+    for (std::size_t s = 0; s < params_.size() && chunk < last; ++s) {
+      const Index n = params_[s]->size();
+      const Index count = (n + kChunk - 1) / kChunk;
+      for (Index c = std::max(first, chunk) - chunk; c < count && chunk + c < last; ++c) {
+        optimizer.update_slice(slot_to_optimizer_[s], c * kChunk, std::min(n, (c + 1) * kChunk));
+      }
+      chunk += count;
+    }
   }
 
   double loss_sum(BlockSpan node) const {
@@ -261,6 +400,7 @@ class DataParallel {
   ParameterList<T> params_;
   Index blocks_;
   int threads_;
+  BlockSpan mine_;
   Index rows_ = 0;
   Index chunks_ = 0;  // kChunk-element pieces of all parameters
   Index depth_ = 0;   // of the summation tree

@@ -1,0 +1,493 @@
+// Data-parallel training across processes on MPI: each rank computes some of the fixed blocks
+// of every global batch (parallel/block_tree.hpp), the blocks' gradients are summed across
+// ranks in buckets that start while backward still runs, and every rank applies the same
+// update. Not part of <gumbel/gumbel.hpp>: include it where MPI is linked (gumbel::mpi).
+#pragma once
+
+// The deprecated MPI C++ bindings are not used (and warn under -Wextra): skip them.
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gumbel/core/error.hpp"
+#include "gumbel/core/parameter.hpp"
+#include "gumbel/optim/optimizer.hpp"
+#include "gumbel/parallel/block_tree.hpp"
+#include "gumbel/parallel/data_parallel.hpp"
+#include "gumbel/random/generator.hpp"
+
+namespace gumbel::distributed {
+
+/// An MPI call that failed (the call and MPI's own message), or a step that failed on a rank:
+/// every rank throws it, naming the rank that failed and its error.
+class DistributedError : public Error {
+ public:
+  using Error::Error;
+};
+
+namespace detail {
+
+inline void check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  MPI_Error_string(rc, text, &length);
+  throw DistributedError(std::string(call) + " failed: " + std::string(text, std::size_t(length)));
+}
+
+template <class T>
+MPI_Datatype mpi_type() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  return std::is_same_v<T, float> ? MPI_FLOAT : MPI_DOUBLE;
+}
+
+/// An element count as MPI's int, or a DistributedError (a bucket above 2^31 elements).
+inline int count(Index n) {
+  if (n < 0 || n > Index{2147483647}) {
+    throw DistributedError("a message of " + std::to_string(n) + " elements exceeds MPI's int");
+  }
+  return int(n);
+}
+
+}  // namespace detail
+
+/// This process's rank and the number of ranks of `comm`.
+inline int rank(MPI_Comm comm) {
+  int r = 0;
+  detail::check(MPI_Comm_rank(comm, &r), "MPI_Comm_rank");
+  return r;
+}
+inline int size(MPI_Comm comm) {
+  int s = 0;
+  detail::check(MPI_Comm_size(comm, &s), "MPI_Comm_size");
+  return s;
+}
+
+/// Copies every parameter's value from rank `root` to all ranks of `comm`, in list order
+/// (collective: every rank calls it with the same list shapes).
+template <class T>
+void broadcast_parameters(const ParameterList<T>& params, MPI_Comm comm, int root = 0) {
+  for (Parameter<T>* p : params) {
+    detail::check(
+        MPI_Bcast(p->value.data(), detail::count(p->size()), detail::mpi_type<T>(), root, comm),
+        "MPI_Bcast");
+  }
+}
+
+/// A generator of its own for each rank: `base`'s seed and stream, rank r's draws starting at
+/// Philox block r * 2^32 (Generator::subsequence), so that no two ranks draw the same noise.
+/// (Noise per block of examples, Generator::subsequence(step * blocks + block), is what makes
+/// results independent of the rank count; this is for noise that belongs to the rank.)
+inline Generator rank_generator(const Generator& base, int rank) {
+  return base.subsequence(std::uint64_t(rank));
+}
+
+/// How the ranks' gradients are summed.
+enum class Reduction {
+  /// The blocks' tree order of block_tree.hpp, whatever the rank count: the same bits on 1, 2,
+  /// 3 or 4 ranks. Per bucket an MPI_Ialltoallv sends each rank a shard of every other rank's
+  /// tree pieces; each rank sums its shard in tree order; an MPI_Iallgatherv shares the sums
+  /// (the traffic of a ring all-reduce: about twice the bucket per rank).
+  exact,
+  /// MPI_Iallreduce (MPI_SUM) of each rank's own sum: MPI's summation order, so results agree
+  /// across rank counts to the rounding of the sum only.
+  fast,
+};
+
+struct Options {
+  /// Blocks per global batch, at least the number of ranks; the results depend on it, not on
+  /// the rank or thread count. 4 lets 1, 2, 3 or 4 ranks reproduce each other.
+  Index blocks = 4;
+  int threads = 1;  ///< per rank
+  Reduction reduction = Reduction::exact;
+  /// Gradient elements are grouped into buckets of at most this many bytes, in reverse
+  /// parameter order (backward finishes the last layers first); a bucket's exchange starts as
+  /// soon as backward has finished all of its parameters on this rank.
+  std::size_t bucket_bytes = std::size_t{1} << 20;
+};
+
+/// Data-parallel training over the ranks of a communicator. Construction broadcasts rank 0's
+/// parameter values (collective). Each step is collective too: every rank calls step() with
+/// the same global batch size. MPI must be initialised; only the thread that calls step()
+/// makes MPI calls (MPI_THREAD_FUNNELED suffices).
+template <class T>
+class DataParallel {
+ public:
+  DataParallel(ParameterList<T> params, MPI_Comm comm, Options options = {})
+      : params_(std::move(params)),
+        comm_(comm),
+        rank_(distributed::rank(comm)),
+        size_(distributed::size(comm)),
+        options_(validated(options, size_)),
+        local_(params_, options.blocks, options.threads,
+               parallel::worker_blocks(options.blocks, Index(size_), Index(rank_))) {
+    for (int r = 0; r < size_; ++r) {
+      const parallel::BlockSpan held = parallel::worker_blocks(options.blocks, size_, r);
+      const std::size_t before = pieces_.size();
+      std::vector<parallel::BlockSpan> spans;
+      parallel::tree_pieces({0, options.blocks}, held, spans);
+      for (const auto& s : spans) pieces_.push_back({s, r});
+      pieces_of_.push_back({Index(before), Index(pieces_.size())});
+    }
+    make_buckets();
+    for (int r = 0; r < size_; ++r) {
+      const parallel::BlockSpan held = parallel::worker_blocks(options_.blocks, size_, r);
+      loss_displs_.push_back(r == 0 ? 0 : loss_displs_.back() + loss_counts_.back());
+      loss_counts_.push_back(int(held.size() + 1));
+    }
+    my_losses_.resize(std::size_t(local_.mine().size() + 1));
+    all_.resize(std::size_t(loss_displs_.back() + loss_counts_.back()));
+    Index depth = 0;
+    for (Index n = 1; n < options_.blocks; n *= 2) ++depth;
+    Index longest = 0;
+    for (const Bucket& b : buckets_) longest = std::max<Index>(longest, Index(b.shard.size()));
+    shard_temp_.resize(std::size_t(depth * longest));
+    slot_done_ = std::make_unique<std::atomic<Index>[]>(params_.size());
+    bucket_pending_ = std::make_unique<std::atomic<Index>[]>(buckets_.size());
+    block_losses_.resize(std::size_t(options.blocks));
+    broadcast_parameters(params_, comm_, 0);
+  }
+
+  DataParallel(const DataParallel&) = delete;
+  DataParallel& operator=(const DataParallel&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  Index blocks() const { return options_.blocks; }
+  /// The blocks this rank computes: an even, contiguous share.
+  parallel::BlockSpan my_blocks() const { return local_.mine(); }
+  /// The rows of a global batch of `rows` this rank computes: the rows its loss_of sees.
+  parallel::BlockSpan my_rows(Index rows) const {
+    const parallel::BlockSpan b = local_.mine();
+    return {parallel::block_rows(rows, options_.blocks, b.begin).begin,
+            parallel::block_rows(rows, options_.blocks, b.end - 1).end};
+  }
+
+  /// The gradient of a global batch of `rows` examples: `loss_of(tape, block, begin, end)` as
+  /// for parallel::DataParallel::gradients, with global row numbers, called for this rank's
+  /// blocks only. Every rank's parameters' `grad` is set to the sum over all blocks (exact:
+  /// in tree order). Returns the global loss (all blocks' losses, in tree order, in double).
+  /// A block that throws on any rank makes every rank throw a DistributedError naming the
+  /// first failed rank and its message, after every exchange has completed (no rank hangs).
+  template <class LossOf>
+  double gradients(Index rows, LossOf&& loss_of) {
+    return run(rows, loss_of, nullptr);
+  }
+
+  /// gradients() and then the same update on every rank (its threads sharing it): the
+  /// parameters stay identical on all ranks.
+  template <class LossOf>
+  double step(Index rows, LossOf&& loss_of, optim::Optimizer<T>& optimizer) {
+    return run(rows, loss_of, &optimizer);
+  }
+
+ private:
+  struct Piece {
+    parallel::BlockSpan span;
+    int owner;
+  };
+  struct Bucket {
+    std::vector<std::size_t> slots;  // in the order their elements lie in the bucket
+    std::vector<Index> offsets;      // of each slot's elements
+    Index elements = 0;
+    std::vector<T> send, receive, shard, sum;
+    std::vector<int> send_counts, send_displs, receive_counts, receive_displs;
+    std::vector<int> gather_counts, gather_displs;
+    MPI_Request request = MPI_REQUEST_NULL;
+    int stage = 0;  // 0 waiting, 1 first exchange posted, 2 gather / all-reduce posted, 3 done
+  };
+
+  Index shard_begin(const Bucket& b, int r) const { return b.elements * r / size_; }
+
+  static Options validated(Options o, int ranks) {
+    if (o.blocks < ranks) {
+      gumbel::detail::fail<ValueError>("distributed::DataParallel", "blocks = ", o.blocks,
+                                       " is below the number of ranks, ", ranks,
+                                       ": every rank needs a block");
+    }
+    if (o.bucket_bytes < sizeof(T)) {
+      gumbel::detail::fail<ValueError>("distributed::DataParallel",
+                                       "bucket_bytes = ", o.bucket_bytes, " holds no element");
+    }
+    return o;
+  }
+
+  void make_buckets() {
+    const Index limit = Index(std::max<std::size_t>(1, options_.bucket_bytes / sizeof(T)));
+    for (std::size_t k = params_.size(); k-- > 0;) {
+      const Index n = params_[k]->size();
+      if (buckets_.empty() ||
+          (buckets_.back().elements > 0 && buckets_.back().elements + n > limit)) {
+        buckets_.emplace_back();
+      }
+      Bucket& b = buckets_.back();
+      b.slots.push_back(k);
+      b.offsets.push_back(b.elements);
+      b.elements += n;
+      bucket_of_.resize(params_.size());
+      bucket_of_[k] = buckets_.size() - 1;
+    }
+    const Index mine = pieces_of_[std::size_t(rank_)].end - pieces_of_[std::size_t(rank_)].begin;
+    for (Bucket& b : buckets_) {
+      const Index own = shard_begin(b, rank_ + 1) - shard_begin(b, rank_);
+      b.sum.resize(std::size_t(b.elements));
+      if (options_.reduction == Reduction::fast) continue;
+      b.send.resize(std::size_t(mine * b.elements));
+      b.receive.resize(std::size_t(Index(pieces_.size()) * own));
+      b.shard.resize(std::size_t(own));
+      for (int r = 0; r < size_; ++r) {
+        const Index shard = shard_begin(b, r + 1) - shard_begin(b, r);
+        const Index theirs = pieces_of_[std::size_t(r)].end - pieces_of_[std::size_t(r)].begin;
+        b.send_counts.push_back(detail::count(mine * shard));
+        b.receive_counts.push_back(detail::count(theirs * own));
+        b.gather_counts.push_back(detail::count(shard));
+      }
+      for (const auto* counts : {&b.send_counts, &b.receive_counts, &b.gather_counts}) {
+        std::vector<int>& displs = counts == &b.send_counts      ? b.send_displs
+                                   : counts == &b.receive_counts ? b.receive_displs
+                                                                 : b.gather_displs;
+        Index at = 0;
+        for (int c : *counts) {
+          displs.push_back(detail::count(at));
+          at += c;
+        }
+      }
+    }
+  }
+
+  template <class LossOf>
+  double run(Index rows, LossOf& loss_of, optim::Optimizer<T>* optimizer) {
+    const parallel::BlockSpan mine = local_.mine();
+    for (std::size_t s = 0; s < params_.size(); ++s) slot_done_[s] = 0;
+    for (std::size_t b = 0; b < buckets_.size(); ++b) {
+      bucket_pending_[b] = Index(buckets_[b].slots.size());
+      buckets_[b].stage = 0;
+    }
+    // Buckets become ready from any computing thread; only this thread starts exchanges.
+    const auto ready = [&](Index, std::size_t slot) {
+      if (slot_done_[slot].fetch_add(1) + 1 == mine.size()) {
+        bucket_pending_[bucket_of_[slot]].fetch_sub(1);
+      }
+      if (on_caller_thread()) advance(false);
+    };
+    std::exception_ptr error = local_.compute(rows, loss_of, ready);
+    // A failed rank still takes part in every exchange (with whatever its buffers hold), so
+    // that no other rank waits for it forever; the step then fails everywhere.
+    for (std::size_t b = 0; b < buckets_.size(); ++b) bucket_pending_[b] = 0;
+    advance(true);
+    const int failed_rank = agree(error);
+    if (failed_rank >= 0) fail(failed_rank, error);
+    if (optimizer != nullptr) local_.update(*optimizer);
+    return loss_sum({0, options_.blocks});
+  }
+
+  static bool on_caller_thread() {
+#ifdef _OPENMP
+    return omp_get_thread_num() == 0;
+#else
+    return true;
+#endif
+  }
+
+  // Posts and advances every bucket's exchange, in bucket order; with `wait`, until all are
+  // done (unpacked into the parameters' gradients).
+  void advance(bool wait) {
+    for (std::size_t k = 0; k < buckets_.size(); ++k) {
+      Bucket& b = buckets_[k];
+      while (b.stage < 3) {
+        if (b.stage == 0) {
+          if (bucket_pending_[k] > 0) break;  // backward has not finished its parameters
+          post(b);
+          continue;
+        }
+        int done = 0;
+        if (wait) {
+          detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Wait");
+          done = 1;
+        } else {
+          detail::check(MPI_Test(&b.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        }
+        if (!done) break;
+        if (b.stage == 1) {
+          sum_shard(b);
+          detail::check(
+              MPI_Iallgatherv(b.shard.data(), detail::count(Index(b.shard.size())),
+                              detail::mpi_type<T>(), b.sum.data(), b.gather_counts.data(),
+                              b.gather_displs.data(), detail::mpi_type<T>(), comm_, &b.request),
+              "MPI_Iallgatherv");
+          b.stage = 2;
+        } else {
+          unpack(b);
+          b.stage = 3;
+        }
+      }
+      if (!wait && b.stage < 3) return;  // buckets complete in order
+    }
+  }
+
+  // This rank's part of a bucket: its tree pieces (exact) or their sum (fast), and the
+  // exchange that starts with it.
+  void post(Bucket& b) {
+    std::vector<T>& temp = local_.scratch();
+    const auto [first, last] = pieces_of_[std::size_t(rank_)];
+    if (options_.reduction == Reduction::fast) {
+      for (std::size_t i = 0; i < b.slots.size(); ++i) {
+        T* out = b.sum.data() + b.offsets[i];
+        const Index n = params_[b.slots[i]]->size();
+        local_.node_sum(pieces_[std::size_t(first)].span, b.slots[i], 0, n, out, temp);
+        for (Index p = first + 1; p < last; ++p) {
+          piece_.resize(std::size_t(n));
+          local_.node_sum(pieces_[std::size_t(p)].span, b.slots[i], 0, n, piece_.data(), temp);
+          Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, n) +=
+              Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(piece_.data(), n);
+        }
+      }
+      detail::check(MPI_Iallreduce(MPI_IN_PLACE, b.sum.data(), detail::count(b.elements),
+                                   detail::mpi_type<T>(), MPI_SUM, comm_, &b.request),
+                    "MPI_Iallreduce");
+      b.stage = 2;
+      return;
+    }
+    // For each destination rank q, each of my pieces' elements in q's shard, piece by piece.
+    piece_.resize(std::size_t(b.elements));
+    for (Index p = first; p < last; ++p) {
+      for (std::size_t i = 0; i < b.slots.size(); ++i) {
+        local_.node_sum(pieces_[std::size_t(p)].span, b.slots[i], 0, params_[b.slots[i]]->size(),
+                        piece_.data() + b.offsets[i], temp);
+      }
+      for (int q = 0; q < size_; ++q) {
+        const Index begin = shard_begin(b, q);
+        const Index len = shard_begin(b, q + 1) - begin;
+        std::copy_n(piece_.data() + begin, len,
+                    b.send.data() + b.send_displs[std::size_t(q)] + (p - first) * len);
+      }
+    }
+    detail::check(MPI_Ialltoallv(b.send.data(), b.send_counts.data(), b.send_displs.data(),
+                                 detail::mpi_type<T>(), b.receive.data(), b.receive_counts.data(),
+                                 b.receive_displs.data(), detail::mpi_type<T>(), comm_, &b.request),
+                  "MPI_Ialltoallv");
+    b.stage = 1;
+  }
+
+  // My shard of the bucket summed over every rank's pieces in tree order. Piece k (in block
+  // order) arrived from its owner at receive_displs[owner] + (k - owner's first) * shard.
+  void sum_shard(Bucket& b) {
+    const Index len = Index(b.shard.size());
+    const auto piece_data = [&](std::size_t k) {
+      const Piece& p = pieces_[k];
+      const Index index = Index(k) - pieces_of_[std::size_t(p.owner)].begin;
+      return b.receive.data() + b.receive_displs[std::size_t(p.owner)] + index * len;
+    };
+    tree_sum({0, options_.blocks}, len, b.shard.data(), piece_data, 0);
+  }
+
+  // out = the sum of `node`, built from the pieces (each a tree node) it contains; a right
+  // child that is not a piece is summed in shard_temp_ at its depth.
+  template <class PieceData>
+  void tree_sum(parallel::BlockSpan node, Index len, T* out, const PieceData& piece_data,
+                Index depth) {
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    for (std::size_t k = 0; k < pieces_.size(); ++k) {
+      if (pieces_[k].span == node) {
+        std::copy_n(piece_data(k), len, out);
+        return;
+      }
+    }
+    const Index m = parallel::tree_split(node);
+    tree_sum({node.begin, m}, len, out, piece_data, depth + 1);
+    T* right = shard_temp_.data() + depth * len;
+    tree_sum({m, node.end}, len, right, piece_data, depth + 1);
+    Eigen::Map<Array>(out, len) += Eigen::Map<const Array>(right, len);
+  }
+
+  void unpack(const Bucket& b) {
+    for (std::size_t i = 0; i < b.slots.size(); ++i) {
+      Parameter<T>& p = *params_[b.slots[i]];
+      std::copy_n(b.sum.data() + b.offsets[i], p.size(), p.grad.data());
+    }
+  }
+
+  // Every rank learns every block's loss and the lowest rank whose step failed (-1: none).
+  int agree(const std::exception_ptr& error) {
+    const parallel::BlockSpan mine = local_.mine();
+    my_losses_[0] = error ? double(rank_) : -1.0;
+    for (Index b = mine.begin; b < mine.end; ++b) {
+      my_losses_[std::size_t(b - mine.begin + 1)] = local_.block_loss(b);
+    }
+    detail::check(MPI_Allgatherv(my_losses_.data(), int(my_losses_.size()), MPI_DOUBLE, all_.data(),
+                                 loss_counts_.data(), loss_displs_.data(), MPI_DOUBLE, comm_),
+                  "MPI_Allgatherv");
+    int failed = -1;
+    const std::vector<int>& displs = loss_displs_;
+    for (int r = 0; r < size_; ++r) {
+      const double flag = all_[std::size_t(displs[std::size_t(r)])];
+      if (flag >= 0 && failed < 0) failed = r;
+      const parallel::BlockSpan held = parallel::worker_blocks(options_.blocks, size_, r);
+      for (Index b = held.begin; b < held.end; ++b) {
+        block_losses_[std::size_t(b)] =
+            all_[std::size_t(displs[std::size_t(r)] + 1 + (b - held.begin))];
+      }
+    }
+    return failed;
+  }
+
+  // Throws on every rank: the failed rank's message, sent to all.
+  [[noreturn]] void fail(int failed_rank, const std::exception_ptr& error) {
+    std::string message;
+    if (rank_ == failed_rank) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        message = e.what();
+      } catch (...) {
+        message = "an exception that is not a std::exception";
+      }
+    }
+    int length = int(message.size());
+    detail::check(MPI_Bcast(&length, 1, MPI_INT, failed_rank, comm_), "MPI_Bcast");
+    message.resize(std::size_t(length));
+    detail::check(MPI_Bcast(message.data(), length, MPI_CHAR, failed_rank, comm_), "MPI_Bcast");
+    throw DistributedError("rank " + std::to_string(failed_rank) + " of " + std::to_string(size_) +
+                           " failed in its step: " + message);
+  }
+
+  double loss_sum(parallel::BlockSpan node) const {
+    if (node.size() == 1) return block_losses_[std::size_t(node.begin)];
+    const Index m = parallel::tree_split(node);
+    return loss_sum({node.begin, m}) + loss_sum({m, node.end});
+  }
+
+  ParameterList<T> params_;
+  MPI_Comm comm_;
+  int rank_;
+  int size_;
+  Options options_;
+  parallel::DataParallel<T> local_;
+  std::vector<Piece> pieces_;                   // every rank's tree pieces, in block order
+  std::vector<parallel::BlockSpan> pieces_of_;  // per rank: its range of pieces_
+  std::vector<Bucket> buckets_;
+  std::vector<std::size_t> bucket_of_;                    // per slot
+  std::unique_ptr<std::atomic<Index>[]> slot_done_;       // my blocks finished, per slot
+  std::unique_ptr<std::atomic<Index>[]> bucket_pending_;  // slots not yet complete, per bucket
+  std::vector<T> piece_;
+  std::vector<double> block_losses_;
+  std::vector<double> my_losses_;  // [failed flag, my blocks' losses]
+  std::vector<double> all_;        // every rank's
+  std::vector<int> loss_counts_, loss_displs_;
+  std::vector<T> shard_temp_;  // per tree depth, a shard's length
+};
+
+}  // namespace gumbel::distributed
