@@ -1,15 +1,53 @@
 // Trains the categorical-latent VAE of the reference articles on MNIST and writes pictures,
-// curves, metrics, a checkpoint and the weights to the output folder.
+// curves, metrics, a checkpoint and the weights to the output folder. Built with VAE_MPI it is
+// vae_mnist_mpi: the same program with each step's blocks shared among MPI ranks
+// (mpirun -np 2 vae_mnist_mpi ...); rank 0 writes the outputs.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <new>
+#include <string>
 
 #include "checkpoint.hpp"
 #include "idx.hpp"
 #include "train.hpp"
 
+#ifdef VAE_MPI
+#include <gumbel/distributed/mpi.hpp>
+
+#include "distributed.hpp"
+#endif
+
+namespace {
+
+#ifdef VAE_MPI
+// On any error a rank prints it and stops every rank: a rank left waiting in a collective for
+// one that has gone would never return.
+int finish(int code) {
+  if (code != 0) MPI_Abort(MPI_COMM_WORLD, code);
+  MPI_Finalize();
+  return code;
+}
+const char* const kName = "vae_mnist_mpi";
+#else
+int finish(int code) {
+  return code;
+}
+const char* const kName = "vae_mnist";
+#endif
+
+}  // namespace
+
 int main(int argc, char** argv) {
+#ifdef VAE_MPI
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  const std::string name = std::string(kName) + " (rank " +
+                           std::to_string(gumbel::distributed::rank(MPI_COMM_WORLD)) + ")";
+  vae::DistributedSettings distributed;
+#else
+  const std::string name = kName;
+#endif
   vae::Options o;
   CLI::App app{
       "Train a VAE with N categorical latents of K classes on MNIST using the Gumbel-Softmax "
@@ -66,21 +104,42 @@ int main(int argc, char** argv) {
   app.add_option("--test-limit", o.test_limit, "Use only the first n test images (0: all)");
   app.add_flag("--quiet", o.quiet,
                "No progress bar (the summary line of each epoch is still printed)");
+#ifdef VAE_MPI
+  app.add_option("--reduction", distributed.reduction,
+                 "How the ranks' gradients are summed: exact (the blocks' fixed order: the same "
+                 "bits on any number of ranks) or fast (MPI_Iallreduce)");
+  app.add_option("--bucket-kib", distributed.bucket_kib,
+                 "Gradient bucket size: each bucket's exchange starts as soon as backward has "
+                 "finished its parameters");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {  // every rank parses the same arguments
+    const int code = app.exit(e);
+    MPI_Finalize();
+    return code;
+  }
+#else
   CLI11_PARSE(app, argc, argv);
+#endif
 
   try {
     vae::validate(o);
+#ifdef VAE_MPI
+    vae::run(o, vae::distributed_engine(distributed));
+#else
     vae::run(o);
+#endif
   } catch (const gumbel::ValueError& e) {
-    std::cerr << "vae_mnist: invalid setting: " << e.what() << "\n";
-    return 2;
+    std::cerr << name << ": invalid setting: " << e.what() << "\n";
+    return finish(2);
   } catch (const std::bad_alloc&) {
-    std::cerr << "vae_mnist: out of memory: the sizes asked for (--batch-size, --latents, "
+    std::cerr << name
+              << ": out of memory: the sizes asked for (--batch-size, --latents, "
                  "--classes, --rao-samples) need more memory than this machine has\n";
-    return 1;
+    return finish(1);
   } catch (const std::exception& e) {
-    std::cerr << "vae_mnist: " << e.what() << "\n";
-    return 1;
+    std::cerr << name << ": " << e.what() << "\n";
+    return finish(1);
   }
-  return 0;
+  return finish(0);
 }

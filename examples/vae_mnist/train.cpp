@@ -187,6 +187,27 @@ std::string epoch_file(const char* stem, std::int64_t epoch) {
   return buf;
 }
 
+/// Each step's blocks on this process's threads.
+class LocalEngine : public StepEngine {
+ public:
+  LocalEngine(const gumbel::ParameterList<float>& parameters, const Options& o)
+      : data_parallel_(parameters, o.blocks, o.threads) {}
+  double step(Index rows, LossOf loss_of, void* context,
+              gumbel::optim::Optimizer<float>& optimizer) override {
+    return data_parallel_.step(
+        rows,
+        [&](gumbel::Tape<float>& tape, Index b, Index first, Index last) {
+          return loss_of(context, tape, b, first, last);
+        },
+        optimizer);
+  }
+  gumbel::parallel::BlockSpan my_rows(Index rows) const override { return {0, rows}; }
+  bool writes_outputs() const override { return true; }
+
+ private:
+  gumbel::parallel::DataParallel<float> data_parallel_;
+};
+
 }  // namespace
 
 std::map<std::string, std::string> checkpoint_settings(const Options& o) {
@@ -262,8 +283,11 @@ void validate(const Options& o) {
   }
 }
 
-std::vector<EpochRecord> run(const Options& o) {
-  validate(o);
+std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_engine) {
+  validate(options);
+  // A distributed run: the engine's rank 0 alone writes and reports. The engine is made once
+  // the model exists; until then every rank does the same (reading, checking).
+  Options o = options;
   const Estimator estimator = o.hard ? Estimator::straight_through : parse_estimator(o.estimator);
   gumbel::set_threads(o.threads);
   Eigen::setNbThreads(o.threads);
@@ -343,7 +367,11 @@ std::vector<EpochRecord> run(const Options& o) {
   }
 
   const Temperature temperature(o);
-  gumbel::parallel::DataParallel<float> data_parallel(model.parameters(), o.blocks, o.threads);
+  const std::unique_ptr<StepEngine> engine =
+      make_engine ? make_engine(model.parameters(), o)
+                  : std::make_unique<LocalEngine>(model.parameters(), o);
+  const bool writes = engine->writes_outputs();
+  if (!writes) o.quiet = true;
   Matrix batch(o.batch_size, shape.pixels);
   Matrix uniforms(dynamic ? o.batch_size : 0, shape.pixels);
   std::vector<Index> order(static_cast<std::size_t>(n_train));
@@ -362,15 +390,17 @@ std::vector<EpochRecord> run(const Options& o) {
     for (Index step = 0; step < steps; ++step) {
       const Index begin = step * o.batch_size;
       const Index rows = std::min(o.batch_size, n_train - begin);
+      // Only the rows this process computes (all of them unless distributed).
+      const gumbel::parallel::BlockSpan mine = engine->my_rows(rows);
       if (dynamic) {  // each pixel 1 with probability byte / 255, drawn anew
         pixels.fill_uniform(uniforms.data(), rows * shape.pixels);
-        for (Index r = 0; r < rows; ++r) {
+        for (Index r = mine.begin; r < mine.end; ++r) {
           batch.row(r) = ((uniforms.row(r).array() * 255.0f) <
                           train.bytes.row(order[std::size_t(begin + r)]).cast<float>().array())
                              .cast<float>();
         }
       } else {
-        for (Index r = 0; r < rows; ++r) {
+        for (Index r = mine.begin; r < mine.end; ++r) {
           batch.row(r) = examples::to_unit_range(train.bytes.row(order[std::size_t(begin + r)]));
         }
       }
@@ -395,9 +425,14 @@ std::vector<EpochRecord> run(const Options& o) {
             .forward(x, float(tau), o.blocks == 1 ? noise : own, estimator, o.rao_samples, rows)
             .loss;
       };
+      const StepEngine::LossOf call = [](void* context, gumbel::Tape<float>& tape, Index b,
+                                         Index first, Index last) {
+        return (*static_cast<decltype(block_loss)*>(context))(tape, b, first, last);
+      };
       double loss = 0;
       try {
-        loss = data_parallel.step(rows, block_loss, adam);
+        loss = engine->step(rows, call, const_cast<void*>(static_cast<const void*>(&block_loss)),
+                            adam);
       } catch (const NonFiniteError& e) {
         throw diverged(e.what());
       }
@@ -423,6 +458,8 @@ std::vector<EpochRecord> run(const Options& o) {
     record.images_per_second = double(n_train) / seconds;
     progress.history.push_back(record);
     progress.epochs_done = epoch;
+
+    if (!writes) continue;  // another rank writes the pictures, reports and checkpoint
 
     // Originals above their reconstructions, up to 16 per row; unused cells stay black.
     const Index shown = recon.rows();
@@ -455,7 +492,7 @@ std::vector<EpochRecord> run(const Options& o) {
     }
   }
 
-  if (o.final_bound) {
+  if (o.final_bound && writes) {
     const auto start = Clock::now();
     gumbel::Generator gen(o.seed, kFinalBoundStream);
     const auto bounds = test_bounds(model, test, o.eval_samples, gen, !o.quiet);
@@ -484,7 +521,7 @@ std::vector<EpochRecord> run(const Options& o) {
   }
 
   // The trained weights by name, for numpy.load or a PyTorch model's load_state_dict.
-  gumbel::io::save(model, (out_dir / "weights.npz").string());
+  if (writes) gumbel::io::save(model, (out_dir / "weights.npz").string());
   return progress.history;
 }
 

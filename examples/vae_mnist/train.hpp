@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,7 +62,30 @@ std::map<std::string, std::string> checkpoint_settings(const Options& options);
 /// Throws gumbel::ValueError naming the first invalid option and why.
 void validate(const Options& options);
 
-/// Trains (or resumes) and writes the output folder; returns the history of every epoch.
-std::vector<EpochRecord> run(const Options& options);
+/// Computes one training step's blocks: on this process's threads, or over MPI ranks
+/// (vae_mnist_mpi). `loss_of(context, tape, block, begin, end)` records the loss of the global
+/// batch's rows [begin, end) (its share of the batch's loss) and returns it.
+class StepEngine {
+ public:
+  using LossOf = Var (*)(void* context, gumbel::Tape<float>& tape, Index block, Index begin,
+                         Index end);
+  virtual ~StepEngine() = default;
+  /// Forward, backward and the optimizer's update for a global batch of `rows`; returns the
+  /// batch's loss.
+  virtual double step(Index rows, LossOf loss_of, void* context,
+                      gumbel::optim::Optimizer<float>& optimizer) = 0;
+  /// The rows of a global batch of `rows` this process computes (the only ones it gathers).
+  virtual gumbel::parallel::BlockSpan my_rows(Index rows) const = 0;
+  /// Whether this process writes pictures, reports and checkpoints (rank 0 of several).
+  virtual bool writes_outputs() const = 0;
+};
+
+/// Makes the engine for a model's parameters, once they are initialised or resumed.
+using EngineFactory = std::function<std::unique_ptr<StepEngine>(
+    const gumbel::ParameterList<float>& parameters, const Options& options)>;
+
+/// Trains (or resumes) and writes the output folder; returns the history of every epoch. Without
+/// an engine, each step runs on this process's threads (gumbel::parallel::DataParallel).
+std::vector<EpochRecord> run(const Options& options, const EngineFactory& engine = {});
 
 }  // namespace vae
