@@ -22,6 +22,9 @@ class MpiEngine : public StepEngine {
   }
   gumbel::parallel::BlockSpan my_rows(Index rows) const override { return ddp_.my_rows(rows); }
   bool writes_outputs() const override { return ddp_.rank() == 0; }
+  void synchronize_state(gumbel::optim::Optimizer<float>& optimizer) override {
+    ddp_.synchronize_state(optimizer);
+  }
 
  private:
   static gumbel::distributed::Options with(gumbel::distributed::Options mpi, const Options& o) {

@@ -459,6 +459,7 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
     progress.history.push_back(record);
     progress.epochs_done = epoch;
 
+    engine->synchronize_state(adam);
     if (!writes) continue;  // another rank writes the pictures, reports and checkpoint
 
     // Originals above their reconstructions, up to 16 per row; unused cells stay black.

@@ -78,6 +78,9 @@ class StepEngine {
   virtual gumbel::parallel::BlockSpan my_rows(Index rows) const = 0;
   /// Whether this process writes pictures, reports and checkpoints (rank 0 of several).
   virtual bool writes_outputs() const = 0;
+  /// Makes the optimizer's state whole on this process before it is saved (every process
+  /// calls it at the same point).
+  virtual void synchronize_state(gumbel::optim::Optimizer<float>& /*optimizer*/) {}
 };
 
 /// Makes the engine for a model's parameters, once they are initialised or resumed.

@@ -74,7 +74,13 @@ Generator block_noise(int step, Index block) {
 struct Trajectory {
   std::vector<double> losses;
   std::vector<Matrix<float>> values;
+  std::vector<Matrix<float>> moments;  // Adam's, both kinds
 };
+
+void record_moments(optim::Adam<float>& adam, Trajectory& out) {
+  for (const auto& m : adam.first_moments()) out.moments.push_back(m);
+  for (const auto& v : adam.second_moments()) out.moments.push_back(v);
+}
 
 Trajectory reference() {
   Net net(7);
@@ -90,6 +96,7 @@ Trajectory reference() {
         adam));
   }
   for (Parameter<float>* p : net.parameters()) out.values.push_back(p->value);
+  record_moments(adam, out);
   return out;
 }
 
@@ -112,6 +119,8 @@ Trajectory distributed_run(const distributed::Options& options) {
         adam));
   }
   for (Parameter<float>* p : net.parameters()) out.values.push_back(p->value);
+  ddp.synchronize_state(adam);  // each rank advanced its own shards' moments only
+  record_moments(adam, out);
   return out;
 }
 
@@ -141,6 +150,10 @@ void exact_matches(const Trajectory& expected, const Trajectory& got, const char
     EXPECT(got.values[i] == expected.values[i], "%s: parameter %zu differs from one process's",
            what, i);
   }
+  for (std::size_t i = 0; i < expected.moments.size(); ++i) {
+    EXPECT(got.moments[i] == expected.moments[i], "%s: Adam moment %zu differs from one process's",
+           what, i);
+  }
   same_on_every_rank(got, what);
 }
 
@@ -163,6 +176,27 @@ int main(int argc, char** argv) {
       const std::string what = "exact, bucket " + std::to_string(bucket_bytes) + " bytes, " +
                                std::to_string(threads) + " thread(s)";
       exact_matches(expected, distributed_run(o), what.c_str());
+    }
+  }
+
+  // gradients() alone: the whole batch's gradient on every rank, one process's bits.
+  {
+    Net one(7);
+    parallel::DataParallel<float> local(one.parameters(), kBlocks, 1);
+    const auto loss_of_one = [&](Tape<float>& tape, Index b, Index begin, Index end) {
+      return one.loss(tape, inputs(), targets(), begin, end, kRows, block_noise(0, b));
+    };
+    const double expected_loss = local.gradients(kRows, loss_of_one);
+    Net net(7);
+    distributed::DataParallel<float> ddp(net.parameters(), MPI_COMM_WORLD, {});
+    const double loss =
+        ddp.gradients(kRows, [&](Tape<float>& tape, Index b, Index begin, Index end) {
+          return net.loss(tape, inputs(), targets(), begin, end, kRows, block_noise(0, b));
+        });
+    EXPECT(loss == expected_loss, "gradients: loss %.17g against %.17g", loss, expected_loss);
+    for (std::size_t i = 0; i < net.parameters().size(); ++i) {
+      EXPECT(net.parameters()[i]->grad == one.parameters()[i]->grad,
+             "gradients: parameter %zu's gradient differs from one process's", i);
     }
   }
 

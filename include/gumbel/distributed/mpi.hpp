@@ -123,6 +123,11 @@ struct Options {
 /// parameter values (collective). Each step is collective too: every rank calls step() with
 /// the same global batch size. MPI must be initialised; only the thread that calls step()
 /// makes MPI calls (MPI_THREAD_FUNNELED suffices).
+///
+/// With the exact reduction each rank updates only its shard of every bucket (the shard whose
+/// sum it computed) and the ranks then share parameter values: the optimizer's state of other
+/// shards is left behind on each rank until synchronize_state() (call it before saving the
+/// optimizer, on every rank).
 template <class T>
 class DataParallel {
  public:
@@ -134,33 +139,34 @@ class DataParallel {
         options_(validated(options, size_)),
         local_(params_, options.blocks, options.threads,
                parallel::worker_blocks(options.blocks, Index(size_), Index(rank_))) {
-    for (int r = 0; r < size_; ++r) {
-      const parallel::BlockSpan held = parallel::worker_blocks(options.blocks, size_, r);
-      const std::size_t before = pieces_.size();
-      std::vector<parallel::BlockSpan> spans;
-      parallel::tree_pieces({0, options.blocks}, held, spans);
-      for (const auto& s : spans) pieces_.push_back({s, r});
-      pieces_of_.push_back({Index(before), Index(pieces_.size())});
-    }
-    make_buckets();
+    // Step results and failures travel on a communicator of their own, so that they never
+    // interleave with the buckets' exchanges.
+    detail::check(MPI_Comm_dup(comm, &control_), "MPI_Comm_dup");
     for (int r = 0; r < size_; ++r) {
       const parallel::BlockSpan held = parallel::worker_blocks(options_.blocks, size_, r);
+      const std::size_t before = pieces_.size();
+      std::vector<parallel::BlockSpan> spans;
+      parallel::tree_pieces({0, options_.blocks}, held, spans);
+      for (const auto& sp : spans) pieces_.push_back({sp, r});
+      pieces_of_.push_back({Index(before), Index(pieces_.size())});
       loss_displs_.push_back(r == 0 ? 0 : loss_displs_.back() + loss_counts_.back());
       loss_counts_.push_back(int(held.size() + 1));
     }
+    make_buckets();
     my_losses_.resize(std::size_t(local_.mine().size() + 1));
     all_.resize(std::size_t(loss_displs_.back() + loss_counts_.back()));
+    block_losses_.resize(std::size_t(options_.blocks));
     Index depth = 0;
     for (Index n = 1; n < options_.blocks; n *= 2) ++depth;
     Index longest = 0;
-    for (const Bucket& b : buckets_) longest = std::max<Index>(longest, Index(b.shard.size()));
-    shard_temp_.resize(std::size_t(depth * longest));
+    for (const Bucket& b : buckets_) longest = std::max(longest, b.shard_end - b.shard_begin);
+    shard_temp_.resize(std::size_t(2 * depth * longest));
     slot_done_ = std::make_unique<std::atomic<Index>[]>(params_.size());
     bucket_pending_ = std::make_unique<std::atomic<Index>[]>(buckets_.size());
-    block_losses_.resize(std::size_t(options.blocks));
     broadcast_parameters(params_, comm_, 0);
   }
 
+  ~DataParallel() { MPI_Comm_free(&control_); }
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
@@ -187,11 +193,28 @@ class DataParallel {
     return run(rows, loss_of, nullptr);
   }
 
-  /// gradients() and then the same update on every rank (its threads sharing it): the
-  /// parameters stay identical on all ranks.
+  /// gradients() fused with the optimizer's update (begin_slices/update_slice); every rank
+  /// ends with the same parameters (with the exact reduction each rank updates its shards and
+  /// the ranks share the values; `p.grad` then holds the sum on this rank's shards only).
   template <class LossOf>
   double step(Index rows, LossOf&& loss_of, optim::Optimizer<T>& optimizer) {
+    local_.bind_optimizer(optimizer);
     return run(rows, loss_of, &optimizer);
+  }
+
+  /// Makes every rank's optimizer state whole (collective): with the exact reduction each rank
+  /// advances the state of its own shards only. Call it on every rank before saving the
+  /// optimizer; nothing to do with the fast reduction.
+  void synchronize_state(optim::Optimizer<T>& optimizer) {
+    if (options_.reduction == Reduction::fast) return;
+    local_.bind_optimizer(optimizer);
+    for (const optim::StateBuffers<T>& state : optimizer.state()) {
+      for (Bucket& b : buckets_) {
+        share(b, [&](std::size_t slot) {
+          return (*state.values)[local_.optimizer_index(slot)].data();
+        });
+      }
+    }
   }
 
  private:
@@ -199,18 +222,22 @@ class DataParallel {
     parallel::BlockSpan span;
     int owner;
   };
+  // A bucket's elements: its slots one after another, each starting at a multiple of kAlign
+  // (so that every shard boundary is one inside each slot, where the optimizer's sliced update
+  // gives the bits of a whole update); shard r is [bound[r], bound[r + 1]).
   struct Bucket {
-    std::vector<std::size_t> slots;  // in the order their elements lie in the bucket
-    std::vector<Index> offsets;      // of each slot's elements
+    std::vector<std::size_t> slots;
+    std::vector<Index> offsets;
     Index elements = 0;
-    std::vector<T> send, receive, shard, sum;
+    std::vector<Index> bound;
+    Index shard_begin = 0, shard_end = 0;  // this rank's
+    std::vector<T> send, receive, gathered;
     std::vector<int> send_counts, send_displs, receive_counts, receive_displs;
     std::vector<int> gather_counts, gather_displs;
     MPI_Request request = MPI_REQUEST_NULL;
-    int stage = 0;  // 0 waiting, 1 first exchange posted, 2 gather / all-reduce posted, 3 done
+    int stage = 0;  // 0 waiting for backward, 1 pieces exchanged, 2 shard summed, 3 done
   };
-
-  Index shard_begin(const Bucket& b, int r) const { return b.elements * r / size_; }
+  static constexpr Index kAlign = 64;
 
   static Options validated(Options o, int ranks) {
     if (o.blocks < ranks) {
@@ -225,8 +252,13 @@ class DataParallel {
     return o;
   }
 
+  Index my_pieces() const {
+    return pieces_of_[std::size_t(rank_)].end - pieces_of_[std::size_t(rank_)].begin;
+  }
+
   void make_buckets() {
     const Index limit = Index(std::max<std::size_t>(1, options_.bucket_bytes / sizeof(T)));
+    bucket_of_.resize(params_.size());
     for (std::size_t k = params_.size(); k-- > 0;) {
       const Index n = params_[k]->size();
       if (buckets_.empty() ||
@@ -236,35 +268,46 @@ class DataParallel {
       Bucket& b = buckets_.back();
       b.slots.push_back(k);
       b.offsets.push_back(b.elements);
-      b.elements += n;
-      bucket_of_.resize(params_.size());
+      b.elements += (n + kAlign - 1) / kAlign * kAlign;
       bucket_of_[k] = buckets_.size() - 1;
     }
-    const Index mine = pieces_of_[std::size_t(rank_)].end - pieces_of_[std::size_t(rank_)].begin;
+    const Index mine = my_pieces();
     for (Bucket& b : buckets_) {
-      const Index own = shard_begin(b, rank_ + 1) - shard_begin(b, rank_);
-      b.sum.resize(std::size_t(b.elements));
-      if (options_.reduction == Reduction::fast) continue;
-      b.send.resize(std::size_t(mine * b.elements));
+      for (int r = 0; r <= size_; ++r) b.bound.push_back(b.elements * r / size_ / kAlign * kAlign);
+      b.bound.back() = b.elements;
+      b.shard_begin = b.bound[std::size_t(rank_)];
+      b.shard_end = b.bound[std::size_t(rank_) + 1];
+      const Index own = b.shard_end - b.shard_begin;
+      b.gathered.assign(std::size_t(b.elements), T(0));
+      if (options_.reduction == Reduction::fast) {
+        if (mine > 1) part_.resize(std::max(part_.size(), std::size_t(b.elements)));
+        continue;
+      }
+      b.send.assign(std::size_t(mine * b.elements), T(0));  // gaps between slots stay 0
       b.receive.resize(std::size_t(Index(pieces_.size()) * own));
-      b.shard.resize(std::size_t(own));
       for (int r = 0; r < size_; ++r) {
-        const Index shard = shard_begin(b, r + 1) - shard_begin(b, r);
+        const Index shard = b.bound[std::size_t(r) + 1] - b.bound[std::size_t(r)];
         const Index theirs = pieces_of_[std::size_t(r)].end - pieces_of_[std::size_t(r)].begin;
         b.send_counts.push_back(detail::count(mine * shard));
         b.receive_counts.push_back(detail::count(theirs * own));
         b.gather_counts.push_back(detail::count(shard));
+        b.send_displs.push_back(detail::count(mine * b.bound[std::size_t(r)]));
+        b.gather_displs.push_back(detail::count(b.bound[std::size_t(r)]));
+        b.receive_displs.push_back(
+            detail::count(pieces_of_[std::size_t(r)].begin * own));  // pieces in block order
       }
-      for (const auto* counts : {&b.send_counts, &b.receive_counts, &b.gather_counts}) {
-        std::vector<int>& displs = counts == &b.send_counts      ? b.send_displs
-                                   : counts == &b.receive_counts ? b.receive_displs
-                                                                 : b.gather_displs;
-        Index at = 0;
-        for (int c : *counts) {
-          displs.push_back(detail::count(at));
-          at += c;
-        }
-      }
+    }
+  }
+
+  // Calls f(slot, j, at, len) for the parts of bucket elements [begin, end) that lie in
+  // slots: elements [j, j + len) of slot `slot`, at bucket position `at`.
+  template <class F>
+  void for_each_part(const Bucket& b, Index begin, Index end, F&& f) const {
+    for (std::size_t i = 0; i < b.slots.size(); ++i) {
+      const Index n = params_[b.slots[i]]->size();
+      const Index lo = std::max(begin, b.offsets[i]);
+      const Index hi = std::min(end, b.offsets[i] + n);
+      if (lo < hi) f(b.slots[i], lo - b.offsets[i], lo, hi - lo);
     }
   }
 
@@ -276,21 +319,36 @@ class DataParallel {
       bucket_pending_[b] = Index(buckets_[b].slots.size());
       buckets_[b].stage = 0;
     }
-    // Buckets become ready from any computing thread; only this thread starts exchanges.
+    // Buckets become ready from any computing thread; only this thread posts exchanges.
     const auto ready = [&](Index, std::size_t slot) {
       if (slot_done_[slot].fetch_add(1) + 1 == mine.size()) {
         bucket_pending_[bucket_of_[slot]].fetch_sub(1);
       }
       if (on_caller_thread()) advance(false);
     };
-    std::exception_ptr error = local_.compute(rows, loss_of, ready);
-    // A failed rank still takes part in every exchange (with whatever its buffers hold), so
-    // that no other rank waits for it forever; the step then fails everywhere.
+    const std::exception_ptr error = local_.compute(rows, loss_of, ready);
+    // A failed rank still posts every bucket (with whatever its buffers hold), so that no
+    // rank waits for it forever; all ranks then learn of the failure and stop there.
     for (std::size_t b = 0; b < buckets_.size(); ++b) bucket_pending_[b] = 0;
-    advance(true);
     const int failed_rank = agree(error);
+    advance(true);
     if (failed_rank >= 0) fail(failed_rank, error);
-    if (optimizer != nullptr) local_.update(*optimizer);
+    if (options_.reduction == Reduction::fast) {
+      if (optimizer != nullptr) local_.update(*optimizer);
+    } else {
+      if (optimizer != nullptr) optimizer->begin_slices();
+      for (Bucket& b : buckets_) {
+        if (optimizer != nullptr) {
+          for_each_part(b, b.shard_begin, b.shard_end,
+                        [&](std::size_t slot, Index j, Index, Index len) {
+                          optimizer->update_slice(local_.optimizer_index(slot), j, j + len);
+                        });
+          share(b, [&](std::size_t slot) { return params_[slot]->value.data(); });
+        } else {
+          share(b, [&](std::size_t slot) { return params_[slot]->grad.data(); });
+        }
+      }
+    }
     return loss_sum({0, options_.blocks});
   }
 
@@ -302,17 +360,17 @@ class DataParallel {
 #endif
   }
 
-  // Posts and advances every bucket's exchange, in bucket order; with `wait`, until all are
-  // done (unpacked into the parameters' gradients).
+  // Posts each bucket's first exchange once backward has finished its parameters, and sums
+  // the shards of those that have arrived; with `wait`, all of them. Buckets are posted in one
+  // order on every rank (MPI matches collectives by order).
   void advance(bool wait) {
     for (std::size_t k = 0; k < buckets_.size(); ++k) {
       Bucket& b = buckets_[k];
-      while (b.stage < 3) {
-        if (b.stage == 0) {
-          if (bucket_pending_[k] > 0) break;  // backward has not finished its parameters
-          post(b);
-          continue;
-        }
+      if (b.stage == 0) {
+        if (bucket_pending_[k] > 0) return;  // backward has not finished its parameters
+        post(b);
+      }
+      if (b.stage == 1) {
         int done = 0;
         if (wait) {
           detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Wait");
@@ -320,59 +378,50 @@ class DataParallel {
         } else {
           detail::check(MPI_Test(&b.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
         }
-        if (!done) break;
-        if (b.stage == 1) {
-          sum_shard(b);
-          detail::check(
-              MPI_Iallgatherv(b.shard.data(), detail::count(Index(b.shard.size())),
-                              detail::mpi_type<T>(), b.sum.data(), b.gather_counts.data(),
-                              b.gather_displs.data(), detail::mpi_type<T>(), comm_, &b.request),
-              "MPI_Iallgatherv");
-          b.stage = 2;
+        if (!done) continue;
+        if (options_.reduction == Reduction::fast) {
+          for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
+            std::copy_n(b.gathered.data() + at, len, params_[slot]->grad.data() + j);
+          });
         } else {
-          unpack(b);
-          b.stage = 3;
+          sum_shard(b);
         }
+        b.stage = 2;
       }
-      if (!wait && b.stage < 3) return;  // buckets complete in order
     }
   }
 
-  // This rank's part of a bucket: its tree pieces (exact) or their sum (fast), and the
-  // exchange that starts with it.
+  // This rank's part of a bucket, and the exchange that starts with it: exact, each of its
+  // tree pieces cut into every rank's shard (MPI_Ialltoallv); fast, the sum of its pieces
+  // (MPI_Iallreduce).
   void post(Bucket& b) {
     std::vector<T>& temp = local_.scratch();
     const auto [first, last] = pieces_of_[std::size_t(rank_)];
     if (options_.reduction == Reduction::fast) {
-      for (std::size_t i = 0; i < b.slots.size(); ++i) {
-        T* out = b.sum.data() + b.offsets[i];
-        const Index n = params_[b.slots[i]]->size();
-        local_.node_sum(pieces_[std::size_t(first)].span, b.slots[i], 0, n, out, temp);
+      for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
+        T* out = b.gathered.data() + at;
+        local_.node_sum(pieces_[std::size_t(first)].span, slot, j, len, out, temp);
         for (Index p = first + 1; p < last; ++p) {
-          piece_.resize(std::size_t(n));
-          local_.node_sum(pieces_[std::size_t(p)].span, b.slots[i], 0, n, piece_.data(), temp);
-          Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, n) +=
-              Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(piece_.data(), n);
+          T* part = part_.data();
+          local_.node_sum(pieces_[std::size_t(p)].span, slot, j, len, part, temp);
+          Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, len) +=
+              Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(part, len);
         }
-      }
-      detail::check(MPI_Iallreduce(MPI_IN_PLACE, b.sum.data(), detail::count(b.elements),
+      });
+      detail::check(MPI_Iallreduce(MPI_IN_PLACE, b.gathered.data(), detail::count(b.elements),
                                    detail::mpi_type<T>(), MPI_SUM, comm_, &b.request),
                     "MPI_Iallreduce");
-      b.stage = 2;
+      b.stage = 1;
       return;
     }
-    // For each destination rank q, each of my pieces' elements in q's shard, piece by piece.
-    piece_.resize(std::size_t(b.elements));
-    for (Index p = first; p < last; ++p) {
-      for (std::size_t i = 0; i < b.slots.size(); ++i) {
-        local_.node_sum(pieces_[std::size_t(p)].span, b.slots[i], 0, params_[b.slots[i]]->size(),
-                        piece_.data() + b.offsets[i], temp);
-      }
-      for (int q = 0; q < size_; ++q) {
-        const Index begin = shard_begin(b, q);
-        const Index len = shard_begin(b, q + 1) - begin;
-        std::copy_n(piece_.data() + begin, len,
-                    b.send.data() + b.send_displs[std::size_t(q)] + (p - first) * len);
+    for (int q = 0; q < size_; ++q) {
+      const Index lo = b.bound[std::size_t(q)];
+      const Index len = b.bound[std::size_t(q) + 1] - lo;
+      for (Index p = first; p < last; ++p) {
+        T* dest = b.send.data() + b.send_displs[std::size_t(q)] + (p - first) * len - lo;
+        for_each_part(b, lo, lo + len, [&](std::size_t slot, Index j, Index at, Index n) {
+          local_.node_sum(pieces_[std::size_t(p)].span, slot, j, n, dest + at, temp);
+        });
       }
     }
     detail::check(MPI_Ialltoallv(b.send.data(), b.send_counts.data(), b.send_displs.data(),
@@ -382,41 +431,63 @@ class DataParallel {
     b.stage = 1;
   }
 
-  // My shard of the bucket summed over every rank's pieces in tree order. Piece k (in block
-  // order) arrived from its owner at receive_displs[owner] + (k - owner's first) * shard.
+  // This rank's shard of the bucket summed over every rank's pieces in tree order, into the
+  // parameters' gradients. Piece k (in block order) arrived at receive + k * shard.
   void sum_shard(Bucket& b) {
-    const Index len = Index(b.shard.size());
-    const auto piece_data = [&](std::size_t k) {
-      const Piece& p = pieces_[k];
-      const Index index = Index(k) - pieces_of_[std::size_t(p.owner)].begin;
-      return b.receive.data() + b.receive_displs[std::size_t(p.owner)] + index * len;
-    };
-    tree_sum({0, options_.blocks}, len, b.shard.data(), piece_data, 0);
+    const Index len = b.shard_end - b.shard_begin;
+    if (len == 0) return;
+    T* sum = b.gathered.data() + b.shard_begin;
+    buckets_receive_ = b.receive.data();
+    tree_sum({0, options_.blocks}, len, sum, 0);
+    for_each_part(b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
+      std::copy_n(b.gathered.data() + at, n, params_[slot]->grad.data() + j);
+    });
   }
 
-  // out = the sum of `node`, built from the pieces (each a tree node) it contains; a right
-  // child that is not a piece is summed in shard_temp_ at its depth.
-  template <class PieceData>
-  void tree_sum(parallel::BlockSpan node, Index len, T* out, const PieceData& piece_data,
-                Index depth) {
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  // out = the sum of `node` over this shard: a piece is read where it arrived, anything else
+  // summed from its children (a right child that is not a piece in shard_temp_).
+  const T* piece_at(const parallel::BlockSpan& node, Index len) const {
     for (std::size_t k = 0; k < pieces_.size(); ++k) {
-      if (pieces_[k].span == node) {
-        std::copy_n(piece_data(k), len, out);
-        return;
-      }
+      if (pieces_[k].span == node) return buckets_receive_ + Index(k) * len;
+    }
+    return nullptr;
+  }
+  void tree_sum(parallel::BlockSpan node, Index len, T* out, Index depth) {
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    const auto child = [&](parallel::BlockSpan c, Index side) -> const T* {
+      if (const T* p = piece_at(c, len)) return p;
+      T* dest = shard_temp_.data() + (2 * depth + side) * len;
+      tree_sum(c, len, dest, depth + 1);
+      return dest;
+    };
+    if (const T* whole = piece_at(node, len)) {
+      std::copy_n(whole, len, out);
+      return;
     }
     const Index m = parallel::tree_split(node);
-    tree_sum({node.begin, m}, len, out, piece_data, depth + 1);
-    T* right = shard_temp_.data() + depth * len;
-    tree_sum({m, node.end}, len, right, piece_data, depth + 1);
-    Eigen::Map<Array>(out, len) += Eigen::Map<const Array>(right, len);
+    const T* left = child({node.begin, m}, 0);
+    const T* right = child({m, node.end}, 1);
+    Eigen::Map<Array>(out, len) =
+        Eigen::Map<const Array>(left, len) + Eigen::Map<const Array>(right, len);
   }
 
-  void unpack(const Bucket& b) {
-    for (std::size_t i = 0; i < b.slots.size(); ++i) {
-      Parameter<T>& p = *params_[b.slots[i]];
-      std::copy_n(b.sum.data() + b.offsets[i], p.size(), p.grad.data());
+  // Every rank's shard of the bucket from the rank that holds it, for the arrays data(slot)
+  // (parameter values, gradients or optimizer state): pack, MPI_Allgatherv, unpack.
+  template <class Data>
+  void share(Bucket& b, const Data& data) {
+    for_each_part(b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
+      std::copy_n(data(slot) + j, n, b.gathered.data() + at);
+    });
+    detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, b.gathered.data(),
+                                 b.gather_counts.data(), b.gather_displs.data(),
+                                 detail::mpi_type<T>(), comm_),
+                  "MPI_Allgatherv");
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      for_each_part(b, b.bound[std::size_t(r)], b.bound[std::size_t(r) + 1],
+                    [&](std::size_t slot, Index j, Index at, Index n) {
+                      std::copy_n(b.gathered.data() + at, n, data(slot) + j);
+                    });
     }
   }
 
@@ -428,17 +499,15 @@ class DataParallel {
       my_losses_[std::size_t(b - mine.begin + 1)] = local_.block_loss(b);
     }
     detail::check(MPI_Allgatherv(my_losses_.data(), int(my_losses_.size()), MPI_DOUBLE, all_.data(),
-                                 loss_counts_.data(), loss_displs_.data(), MPI_DOUBLE, comm_),
+                                 loss_counts_.data(), loss_displs_.data(), MPI_DOUBLE, control_),
                   "MPI_Allgatherv");
     int failed = -1;
-    const std::vector<int>& displs = loss_displs_;
     for (int r = 0; r < size_; ++r) {
-      const double flag = all_[std::size_t(displs[std::size_t(r)])];
-      if (flag >= 0 && failed < 0) failed = r;
+      const Index at = loss_displs_[std::size_t(r)];
+      if (all_[std::size_t(at)] >= 0 && failed < 0) failed = r;
       const parallel::BlockSpan held = parallel::worker_blocks(options_.blocks, size_, r);
       for (Index b = held.begin; b < held.end; ++b) {
-        block_losses_[std::size_t(b)] =
-            all_[std::size_t(displs[std::size_t(r)] + 1 + (b - held.begin))];
+        block_losses_[std::size_t(b)] = all_[std::size_t(at + 1 + (b - held.begin))];
       }
     }
     return failed;
@@ -457,9 +526,9 @@ class DataParallel {
       }
     }
     int length = int(message.size());
-    detail::check(MPI_Bcast(&length, 1, MPI_INT, failed_rank, comm_), "MPI_Bcast");
+    detail::check(MPI_Bcast(&length, 1, MPI_INT, failed_rank, control_), "MPI_Bcast");
     message.resize(std::size_t(length));
-    detail::check(MPI_Bcast(message.data(), length, MPI_CHAR, failed_rank, comm_), "MPI_Bcast");
+    detail::check(MPI_Bcast(message.data(), length, MPI_CHAR, failed_rank, control_), "MPI_Bcast");
     throw DistributedError("rank " + std::to_string(failed_rank) + " of " + std::to_string(size_) +
                            " failed in its step: " + message);
   }
@@ -476,18 +545,20 @@ class DataParallel {
   int size_;
   Options options_;
   parallel::DataParallel<T> local_;
+  MPI_Comm control_ = MPI_COMM_NULL;
   std::vector<Piece> pieces_;                   // every rank's tree pieces, in block order
   std::vector<parallel::BlockSpan> pieces_of_;  // per rank: its range of pieces_
   std::vector<Bucket> buckets_;
   std::vector<std::size_t> bucket_of_;                    // per slot
   std::unique_ptr<std::atomic<Index>[]> slot_done_;       // my blocks finished, per slot
   std::unique_ptr<std::atomic<Index>[]> bucket_pending_;  // slots not yet complete, per bucket
-  std::vector<T> piece_;
+  const T* buckets_receive_ = nullptr;  // the receive buffer of the bucket being summed
   std::vector<double> block_losses_;
   std::vector<double> my_losses_;  // [failed flag, my blocks' losses]
   std::vector<double> all_;        // every rank's
   std::vector<int> loss_counts_, loss_displs_;
-  std::vector<T> shard_temp_;  // per tree depth, a shard's length
+  std::vector<T> shard_temp_;  // two shards per tree depth
+  std::vector<T> part_;        // fast: one piece of a bucket
 };
 
 }  // namespace gumbel::distributed

@@ -191,8 +191,13 @@ class DataParallel {
     update_share(0, 1, optimizer);
   }
 
-  static constexpr Index chunk_size() {
-    return kChunk;
+  /// Checks that `optimizer` holds exactly these parameters and maps each slot to its index
+  /// there (optimizer_index).
+  void bind_optimizer(const optim::Optimizer<T>& optimizer) {
+    bind(optimizer);
+  }
+  std::size_t optimizer_index(std::size_t slot) const {
+    return slot_to_optimizer_[slot];
   }
 
  private:
