@@ -396,7 +396,8 @@ class DataParallel {
   // (MPI_Iallreduce).
   void post(Bucket& b) {
     std::vector<T>& temp = local_.scratch();
-    const auto [first, last] = pieces_of_[std::size_t(rank_)];
+    const Index first = pieces_of_[std::size_t(rank_)].begin;
+    const Index last = pieces_of_[std::size_t(rank_)].end;
     if (options_.reduction == Reduction::fast) {
       for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
         T* out = b.gathered.data() + at;
