@@ -55,7 +55,8 @@ if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then bui
 common=(--data-dir data/mnist --latents 20 --classes 10 --binarize dynamic --encoder linear
         --schedule exponential --tau0 1 --tau-min 0.5 --anneal-rate 1e-4 --anneal-every 1000
         --lr 1e-3 --batch-size 100 --epochs "$epochs" --threads 1 --quiet
-        --final-bound --eval-samples "$eval_samples")
+        --final-bound --eval-samples "$eval_samples"
+        --blocks 1)  # one block per step: the runs of docs/reproduction.md, bit for bit
 
 run_one() {  # row seed
   local row=$1 seed=$2 dir="$runs/$1_seed$2"
