@@ -5,16 +5,9 @@
 if(NOT EXISTS /usr/bin/time)
   message(FATAL_ERROR "/usr/bin/time (Debian package time) is needed to measure the peak memory")
 endif()
+include(${CMAKE_CURRENT_LIST_DIR}/make_mnist.cmake)
 file(REMOVE_RECURSE ${WORK})
-file(MAKE_DIRECTORY ${WORK}/data)
-foreach(split "train;60000" "t10k;10000")
-  list(GET split 0 prefix)
-  list(GET split 1 count)
-  execute_process(COMMAND ${MAKE_IDX} ${WORK}/data ${prefix} ${count} 28 28 RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "make_idx ${prefix} failed: ${rc}")
-  endif()
-endforeach()
+make_mnist(${WORK}/data 60000 10000 28)
 execute_process(COMMAND /usr/bin/time -f "peak %M KiB" ${VAE} --data-dir ${WORK}/data
                         --output-dir ${WORK}/out --epochs 1 --quiet
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

@@ -5,16 +5,10 @@
 #   cmake -DVAE=... -DVAE_MPI=... -DMAKE_IDX=... -DMPIEXEC=... -DMPIEXEC_FLAGS=a,b -DWORK=...
 #         -P check_vae_mpi.cmake
 string(REPLACE "," ";" MPIEXEC_FLAGS "${MPIEXEC_FLAGS}")
+include(${CMAKE_CURRENT_LIST_DIR}/make_mnist.cmake)
 file(REMOVE_RECURSE ${WORK})
-file(MAKE_DIRECTORY ${WORK}/data ${WORK}/bad)
-foreach(split "train;300" "t10k;60")
-  list(GET split 0 prefix)
-  list(GET split 1 count)
-  execute_process(COMMAND ${MAKE_IDX} ${WORK}/data ${prefix} ${count} 8 8 RESULT_VARIABLE rc)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "make_idx ${prefix} failed: ${rc}")
-  endif()
-endforeach()
+make_mnist(${WORK}/data 300 60 8)
+file(MAKE_DIRECTORY ${WORK}/bad)
 # A data folder whose training images are cut short: the reader refuses it.
 file(COPY ${WORK}/data/train-labels-idx1-ubyte ${WORK}/data/t10k-images-idx3-ubyte
           ${WORK}/data/t10k-labels-idx1-ubyte DESTINATION ${WORK}/bad)

@@ -69,18 +69,33 @@ TEST_CASE("the toolbox's estimators allocate nothing in a steady-state step") {
   CHECK(during_step == 0);
 }
 
+// Three layers of the VAE's sizes and their Adam.
+struct VaeSizedModel {
+  Generator gen{6};
+  nn::Linear<float> encoder{784, 512, gen}, latent{512, 300, gen}, decoder{300, 784, gen};
+  ParameterList<float> params = all_parameters();
+  optim::Adam<float> adam{params};
+  const Matrix<float> x = gen.uniform<float>(100, 784);
+
+  ParameterList<float> all_parameters() {
+    ParameterList<float> out;
+    for (auto* layer : {&encoder, &latent, &decoder}) {
+      for (auto* p : layer->parameters()) out.push_back(p);
+    }
+    return out;
+  }
+};
+
 // Products this large used to make Eigen allocate its packing buffers on every call, and a
 // serial OpenMP region made libgomp allocate a team.
 static long allocations_in_vae_sized_step(int threads) {
   set_threads(threads);
-  Generator gen(6);
-  nn::Linear<float> encoder(784, 512, gen), latent(512, 300, gen), decoder(300, 784, gen);
-  ParameterList<float> params;
-  for (auto* layer : {&encoder, &latent, &decoder}) {
-    for (auto* p : layer->parameters()) params.push_back(p);
-  }
-  optim::Adam<float> adam(params);
-  const Matrix<float> x = gen.uniform<float>(100, 784);
+  VaeSizedModel m;
+  auto& encoder = m.encoder;
+  auto& latent = m.latent;
+  auto& decoder = m.decoder;
+  auto& adam = m.adam;
+  const Matrix<float>& x = m.x;
   Generator noise(7);
   Tape<float> tape;
   long during_step = -1;
@@ -105,15 +120,12 @@ TEST_CASE("a step at the VAE's sizes allocates nothing, on 1 and 2 threads") {
 
 // The example's step: blocks of the batch on the threads, the sum fused with Adam.
 static long allocations_in_data_parallel_step(int threads, Index blocks) {
-  Generator gen(6);
-  nn::Linear<float> encoder(784, 512, gen), latent(512, 300, gen), decoder(300, 784, gen);
-  ParameterList<float> params;
-  for (auto* layer : {&encoder, &latent, &decoder}) {
-    for (auto* p : layer->parameters()) params.push_back(p);
-  }
-  optim::Adam<float> adam(params);
-  parallel::DataParallel<float> data_parallel(params, blocks, threads);
-  const Matrix<float> x = gen.uniform<float>(100, 784);
+  VaeSizedModel m;
+  auto& encoder = m.encoder;
+  auto& latent = m.latent;
+  auto& decoder = m.decoder;
+  const Matrix<float>& x = m.x;
+  parallel::DataParallel<float> data_parallel(m.params, blocks, threads);
   const Generator noise(7);
   long during_step = -1;
   for (std::uint64_t step = 0; step < 3; ++step) {
@@ -129,7 +141,7 @@ static long allocations_in_data_parallel_step(int threads, Index blocks) {
           return binary_cross_entropy_with_logits(decoder(z), input, Reduction::sum) / 100.0f +
                  kl_uniform(q, Reduction::sum) / 100.0f;
         },
-        adam);
+        m.adam);
     during_step = alloc_counter::count() - before;
   }
   return during_step;

@@ -105,6 +105,30 @@ vae::Options fresh_run(const std::string& name, std::uint32_t train, std::uint32
   return small_options(data, scratch_dir(name + "_out"));
 }
 
+/// The model, Adam and progress of the checkpoint in `o.output_dir` (a run of 8 x 8 images).
+struct Restored {
+  vae::ModelShape shape;
+  gumbel::Generator init{99};
+  vae::CategoricalVae model;
+  gumbel::optim::Adam<float> adam;
+  vae::Checkpoint progress;
+
+  explicit Restored(const vae::Options& o)
+      : shape(shape_of(o)),
+        model(shape, init),
+        adam(model.parameters()),
+        progress(vae::load_checkpoint((fs::path(o.output_dir) / "checkpoint.npz").string(),
+                                      vae::checkpoint_settings(o), model, adam)) {}
+
+  static vae::ModelShape shape_of(const vae::Options& o) {
+    vae::ModelShape s;
+    s.pixels = 64;
+    s.latents = o.latents;
+    s.classes = o.classes;
+    return s;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("IDX: a valid file parses, every corruption is named with the file") {
@@ -615,16 +639,8 @@ TEST_CASE("checkpoints of the binary versions 1 and 2 still resume exactly") {
     vae::run(part);
     // The state after two epochs, written again as that version wrote it.
     const fs::path dir = part.output_dir;
-    vae::ModelShape shape;
-    shape.pixels = 64;
-    shape.latents = o.latents;
-    shape.classes = o.classes;
-    gumbel::Generator init(99);
-    vae::CategoricalVae model(shape, init);
-    gumbel::optim::Adam<float> adam(model.parameters());
-    const vae::Checkpoint progress = vae::load_checkpoint(
-        (dir / "checkpoint.npz").string(), vae::checkpoint_settings(part), model, adam);
-    write(dir / "checkpoint.bin", binary_checkpoint(progress, adam, version));
+    const Restored r(part);
+    write(dir / "checkpoint.bin", binary_checkpoint(r.progress, r.adam, version));
     fs::remove(dir / "checkpoint.npz");
     part.epochs = 3;
     part.resume = true;
@@ -685,19 +701,11 @@ TEST_CASE("a checkpoint from before blocks (settings with threads) resumes as on
   part.epochs = 1;
   vae::run(part);
   const fs::path dir = part.output_dir;
-  vae::ModelShape shape;
-  shape.pixels = 64;
-  shape.latents = o.latents;
-  shape.classes = o.classes;
-  gumbel::Generator init(99);
-  vae::CategoricalVae model(shape, init);
-  gumbel::optim::Adam<float> adam(model.parameters());
-  vae::Checkpoint progress = vae::load_checkpoint((dir / "checkpoint.npz").string(),
-                                                  vae::checkpoint_settings(part), model, adam);
+  Restored r(part);
   // As releases before blocks wrote it: the thread count stored, no block count.
-  progress.settings.erase("blocks");
-  progress.settings["threads"] = "4";
-  vae::save_checkpoint((dir / "checkpoint.npz").string(), progress, model, adam);
+  r.progress.settings.erase("blocks");
+  r.progress.settings["threads"] = "4";
+  vae::save_checkpoint((dir / "checkpoint.npz").string(), r.progress, r.model, r.adam);
   part.epochs = 2;
   part.resume = true;
   part.blocks = 2;
