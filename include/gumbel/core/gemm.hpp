@@ -129,7 +129,8 @@ void gemm_accumulate(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperan
   }
   const Index flops_per_row = b.cols * a.cols;
   const int threads = max_threads();
-  if (threads <= 1 || detail::in_parallel() || a.rows < 2 * threads || a.rows * flops_per_row < (Index{1} << 21)) {
+  if (threads <= 1 || detail::in_parallel() || a.rows < 2 * threads ||
+      a.rows * flops_per_row < (Index{1} << 21)) {
     gemm_serial(dst.data(), dst.outerStride(), a, b, alpha);
     return;
   }
