@@ -332,44 +332,43 @@ class DataParallel {
     b.stage = 1;
   }
 
-  // This rank's shard of the bucket summed over every rank's pieces in tree order, into the
-  // parameters' gradients. Piece k (in block order) arrived at receive + k * shard.
+  // This rank's shard of the bucket summed over every rank's pieces in tree order, straight
+  // into the parameters' gradients, slot part by slot part. Piece k (in block order) arrived at
+  // receive + k * shard.
   void sum_shard(Bucket& b) {
     const Index len = b.shard_end - b.shard_begin;
-    if (len == 0) return;
-    T* sum = b.gathered.data() + b.shard_begin;
-    buckets_receive_ = b.receive.data();
-    tree_sum({0, options_.blocks}, len, sum, 0);
     for_each_part(b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
-      std::copy_n(b.gathered.data() + at, n, params_[slot]->grad.data() + j);
+      const T* first = b.receive.data() + (at - b.shard_begin);
+      tree_sum({0, options_.blocks}, first, len, n, params_[slot]->grad.data() + j, 0);
     });
   }
 
-  // out = the sum of `node` over this shard: a piece is read where it arrived, anything else
-  // summed from its children (a right child that is not a piece in shard_temp_).
-  const T* piece_at(const parallel::BlockSpan& node, Index len) const {
-    for (std::size_t k = 0; k < pieces_.size(); ++k) {
-      if (pieces_[k].span == node) return buckets_receive_ + Index(k) * len;
-    }
-    return nullptr;
-  }
-  void tree_sum(parallel::BlockSpan node, Index len, T* out, Index depth) {
+  // out[0, n) = the sum of `node`: a piece is read where it arrived (piece k at first + k *
+  // stride), anything else summed from its children (in shard_temp_ at its depth and side).
+  void tree_sum(parallel::BlockSpan node, const T* first, Index stride, Index n, T* out,
+                Index depth) {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    const auto piece = [&](parallel::BlockSpan c) -> const T* {
+      for (std::size_t k = 0; k < pieces_.size(); ++k) {
+        if (pieces_[k].span == c) return first + Index(k) * stride;
+      }
+      return nullptr;
+    };
     const auto child = [&](parallel::BlockSpan c, Index side) -> const T* {
-      if (const T* p = piece_at(c, len)) return p;
-      T* dest = shard_temp_.data() + (2 * depth + side) * len;
-      tree_sum(c, len, dest, depth + 1);
+      if (const T* p = piece(c)) return p;
+      T* dest = shard_temp_.data() + (2 * depth + side) * stride;
+      tree_sum(c, first, stride, n, dest, depth + 1);
       return dest;
     };
-    if (const T* whole = piece_at(node, len)) {
-      std::copy_n(whole, len, out);
+    if (const T* whole = piece(node)) {
+      std::copy_n(whole, n, out);
       return;
     }
     const Index m = parallel::tree_split(node);
     const T* left = child({node.begin, m}, 0);
     const T* right = child({m, node.end}, 1);
-    Eigen::Map<Array>(out, len) =
-        Eigen::Map<const Array>(left, len) + Eigen::Map<const Array>(right, len);
+    Eigen::Map<Array>(out, n) =
+        Eigen::Map<const Array>(left, n) + Eigen::Map<const Array>(right, n);
   }
 
   // Every rank's shard of the bucket from the rank that holds it, for the arrays data(slot)
@@ -453,7 +452,6 @@ class DataParallel {
   std::vector<std::size_t> bucket_of_;                    // per slot
   std::unique_ptr<std::atomic<Index>[]> slot_done_;       // my blocks finished, per slot
   std::unique_ptr<std::atomic<Index>[]> bucket_pending_;  // slots not yet complete, per bucket
-  const T* buckets_receive_ = nullptr;  // the receive buffer of the bucket being summed
   std::vector<double> block_losses_;
   std::vector<double> my_losses_;  // [failed flag, my blocks' losses]
   std::vector<double> all_;        // every rank's

@@ -119,7 +119,7 @@ class DataParallel {
   BlockSpan mine() const { return mine_; }
 
   /// Computes this process's blocks on the threads, as gradients() does, without summing them:
-  /// each block's gradient stays in its buffers (block_grad). `ready(block, slot)` is called
+  /// each block's gradient stays in its buffers, for node_sum. `ready(block, slot)` is called
   /// from the computing thread as soon as that block's gradient of parameters()[slot] is
   /// complete. Returns the exception of the lowest failing block, or null.
   template <class LossOf, class Ready>
@@ -152,11 +152,6 @@ class DataParallel {
   /// Block b's loss from the last compute(); b must be one of mine().
   double block_loss(Index b) const {
     return block_loss_[std::size_t(b)];
-  }
-
-  /// Block b's gradient of parameters()[slot] from the last compute(); b must be one of mine().
-  MatrixMap<T> block_grad(Index b, std::size_t slot) const {
-    return leaves_[std::size_t(b - mine_.begin)]->grad(slot);
   }
 
   /// out[0, len) = elements [j, j + len) of parameters()[slot]'s gradient summed over the tree
