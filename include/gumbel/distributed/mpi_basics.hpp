@@ -89,9 +89,10 @@ inline Generator rank_generator(const Generator& base, int rank) {
 /// How the ranks' gradients are summed.
 enum class Reduction {
   /// The blocks' tree order of block_tree.hpp, whatever the rank count: the same bits on 1, 2,
-  /// 3 or 4 ranks. Per bucket an MPI_Ialltoallv sends each rank a shard of every other rank's
-  /// tree pieces; each rank sums its shard in tree order; an MPI_Iallgatherv shares the sums
-  /// (the traffic of a ring all-reduce: about twice the bucket per rank).
+  /// 3 or 4 ranks. Per bucket each rank sends every other rank that rank's shard of its tree
+  /// pieces (MPI_Isend, straight from the gradients); each rank sums and updates its shard in
+  /// tree order and sends the new values to the others (the traffic of a ring all-reduce:
+  /// about twice the bucket per rank).
   exact,
   /// MPI_Iallreduce (MPI_SUM) of each rank's own sum: MPI's summation order, so results agree
   /// across rank counts to the rounding of the sum only.

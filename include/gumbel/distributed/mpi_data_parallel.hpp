@@ -42,6 +42,7 @@ class DataParallel {
     // Step results and failures travel on a communicator of their own, so that they never
     // interleave with the buckets' exchanges.
     detail::check(MPI_Comm_dup(comm, &control_), "MPI_Comm_dup");
+    detail::check(MPI_Comm_dup(comm, &data_), "MPI_Comm_dup");
     for (int r = 0; r < size_; ++r) {
       const parallel::BlockSpan held = parallel::worker_blocks(options_.blocks, size_, r);
       const std::size_t before = pieces_.size();
@@ -66,7 +67,10 @@ class DataParallel {
     broadcast_parameters(params_, comm_, 0);
   }
 
-  ~DataParallel() { MPI_Comm_free(&control_); }
+  ~DataParallel() {
+    MPI_Comm_free(&data_);
+    MPI_Comm_free(&control_);
+  }
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
 
@@ -110,9 +114,10 @@ class DataParallel {
     local_.bind_optimizer(optimizer);
     for (const optim::StateBuffers<T>& state : optimizer.state()) {
       for (Bucket& b : buckets_) {
-        share(b, [&](std::size_t slot) {
+        post_shards(b, [&](std::size_t slot) {
           return (*state.values)[local_.optimizer_index(slot)].data();
         });
+        wait_all(b.shared);
       }
     }
   }
@@ -131,13 +136,16 @@ class DataParallel {
     Index elements = 0;
     std::vector<Index> bound;
     Index shard_begin = 0, shard_end = 0;  // this rank's
-    std::vector<T> send, receive, gathered;
-    std::vector<int> send_counts, send_displs, receive_counts, receive_displs;
-    std::vector<int> gather_counts, gather_displs;
-    MPI_Request request = MPI_REQUEST_NULL;
-    int stage = 0;  // 0 waiting for backward, 1 pieces exchanged, 2 shard summed, 3 done
+    std::vector<T> sums;      // exact: my pieces of several blocks, summed, one bucket each
+    std::vector<T> receive;   // exact: other ranks' pieces of my shard, piece k at k * shard
+    std::vector<T> gathered;  // fast: the bucket, all-reduced in place
+    std::vector<MPI_Request> exchange, shared;  // exact: pieces in flight, shards in flight
+    MPI_Request request = MPI_REQUEST_NULL;     // fast
+    int stage = 0;  // 0 waiting for backward, 1 exchange posted, 2 shard summed
   };
   static constexpr Index kAlign = 64;
+  static constexpr int kPieceTag = 0;  // messages between two ranks match in posting order
+  static constexpr int kShardTag = 1;
 
   static Options validated(Options o, int ranks) {
     if (o.blocks < ranks) {
@@ -152,9 +160,7 @@ class DataParallel {
     return o;
   }
 
-  Index my_pieces() const {
-    return pieces_of_[std::size_t(rank_)].end - pieces_of_[std::size_t(rank_)].begin;
-  }
+  parallel::BlockSpan my_pieces() const { return pieces_of_[std::size_t(rank_)]; }
 
   void make_buckets() {
     const Index limit = Index(std::max<std::size_t>(1, options_.bucket_bytes / sizeof(T)));
@@ -171,31 +177,27 @@ class DataParallel {
       b.elements += (n + kAlign - 1) / kAlign * kAlign;
       bucket_of_[k] = buckets_.size() - 1;
     }
-    const Index mine = my_pieces();
+    const parallel::BlockSpan mine = my_pieces();
+    bool summed = false;  // a piece of mine spans several blocks
+    for (Index p = mine.begin; p < mine.end; ++p) summed |= pieces_[std::size_t(p)].span.size() > 1;
     for (Bucket& b : buckets_) {
       for (int r = 0; r <= size_; ++r) b.bound.push_back(b.elements * r / size_ / kAlign * kAlign);
       b.bound.back() = b.elements;
       b.shard_begin = b.bound[std::size_t(rank_)];
       b.shard_end = b.bound[std::size_t(rank_) + 1];
-      const Index own = b.shard_end - b.shard_begin;
-      b.gathered.assign(std::size_t(b.elements), T(0));
       if (options_.reduction == Reduction::fast) {
-        if (mine > 1) part_.resize(std::max(part_.size(), std::size_t(b.elements)));
+        b.gathered.assign(std::size_t(b.elements), T(0));
+        if (mine.size() > 1) part_.resize(std::max(part_.size(), std::size_t(b.elements)));
         continue;
       }
-      b.send.assign(std::size_t(mine * b.elements), T(0));  // gaps between slots stay 0
-      b.receive.resize(std::size_t(Index(pieces_.size()) * own));
-      for (int r = 0; r < size_; ++r) {
-        const Index shard = b.bound[std::size_t(r) + 1] - b.bound[std::size_t(r)];
-        const Index theirs = pieces_of_[std::size_t(r)].end - pieces_of_[std::size_t(r)].begin;
-        b.send_counts.push_back(detail::count(mine * shard));
-        b.receive_counts.push_back(detail::count(theirs * own));
-        b.gather_counts.push_back(detail::count(shard));
-        b.send_displs.push_back(detail::count(mine * b.bound[std::size_t(r)]));
-        b.gather_displs.push_back(detail::count(b.bound[std::size_t(r)]));
-        b.receive_displs.push_back(
-            detail::count(pieces_of_[std::size_t(r)].begin * own));  // pieces in block order
-      }
+      if (summed) b.sums.assign(std::size_t(mine.size() * b.elements), T(0));
+      b.receive.resize(std::size_t(Index(pieces_.size()) * (b.shard_end - b.shard_begin)));
+      std::size_t messages = 0;
+      exchange_messages(b, [&](bool, int, Index, std::size_t, Index, Index, Index) { ++messages; });
+      b.exchange.assign(messages, MPI_REQUEST_NULL);
+      messages = 0;
+      shard_messages(b, [&](bool, int, std::size_t, Index, Index) { ++messages; });
+      b.shared.assign(messages, MPI_REQUEST_NULL);
     }
   }
 
@@ -209,6 +211,49 @@ class DataParallel {
       const Index hi = std::min(end, b.offsets[i] + n);
       if (lo < hi) f(b.slots[i], lo - b.offsets[i], lo, hi - lo);
     }
+  }
+
+  // The exact exchange of a bucket as messages, one per (piece, slot part), in the order both
+  // ends post them: f(send, peer, piece, slot, j, at, len). This rank receives every other
+  // rank's pieces of its shard and sends each other rank its pieces of that rank's shard.
+  template <class F>
+  void exchange_messages(const Bucket& b, F&& f) const {
+    const parallel::BlockSpan mine = my_pieces();
+    for (int q = 0; q < size_; ++q) {
+      if (q == rank_) continue;
+      const parallel::BlockSpan theirs = pieces_of_[std::size_t(q)];
+      for (Index p = theirs.begin; p < theirs.end; ++p) {
+        for_each_part(
+            b, b.shard_begin, b.shard_end,
+            [&](std::size_t slot, Index j, Index at, Index n) { f(false, q, p, slot, j, at, n); });
+      }
+      for (Index p = mine.begin; p < mine.end; ++p) {
+        for_each_part(
+            b, b.bound[std::size_t(q)], b.bound[std::size_t(q) + 1],
+            [&](std::size_t slot, Index j, Index at, Index n) { f(true, q, p, slot, j, at, n); });
+      }
+    }
+  }
+
+  // Sharing each rank's shard of a bucket as messages, in the order both ends post them:
+  // f(send, peer, slot, j, len). This rank receives every other rank's shard and sends its own.
+  template <class F>
+  void shard_messages(const Bucket& b, F&& f) const {
+    for (int q = 0; q < size_; ++q) {
+      if (q == rank_) continue;
+      for_each_part(b, b.bound[std::size_t(q)], b.bound[std::size_t(q) + 1],
+                    [&](std::size_t slot, Index j, Index, Index n) { f(false, q, slot, j, n); });
+      for_each_part(b, b.shard_begin, b.shard_end,
+                    [&](std::size_t slot, Index j, Index, Index n) { f(true, q, slot, j, n); });
+    }
+  }
+
+  // Where my piece p of the part (slot, j, at) lies: a piece of one block is that block's
+  // gradient as backward left it; a larger one was summed into the bucket's `sums` by post().
+  const T* my_piece(const Bucket& b, Index p, std::size_t slot, Index j, Index at) const {
+    const parallel::BlockSpan span = pieces_[std::size_t(p)].span;
+    if (span.size() == 1) return local_.block_gradient(span.begin, slot) + j;
+    return b.sums.data() + (p - my_pieces().begin) * b.elements + at;
   }
 
   template <class LossOf>
@@ -235,20 +280,25 @@ class DataParallel {
     if (failed_rank >= 0) fail(failed_rank, error);
     if (options_.reduction == Reduction::fast) {
       if (optimizer != nullptr) local_.update(*optimizer);
-    } else {
-      if (optimizer != nullptr) optimizer->begin_slices();
-      for (Bucket& b : buckets_) {
-        if (optimizer != nullptr) {
-          for_each_part(b, b.shard_begin, b.shard_end,
-                        [&](std::size_t slot, Index j, Index, Index len) {
-                          optimizer->update_slice(local_.optimizer_index(slot), j, j + len);
-                        });
-          share(b, [&](std::size_t slot) { return params_[slot]->value.data(); });
-        } else {
-          share(b, [&](std::size_t slot) { return params_[slot]->grad.data(); });
-        }
-      }
+      return loss_sum({0, options_.blocks});
     }
+    // Each bucket's shards travel while the next bucket is updated.
+    if (optimizer != nullptr) optimizer->begin_slices();
+    for (Bucket& b : buckets_) {
+      if (optimizer != nullptr) {
+        for_each_part(b, b.shard_begin, b.shard_end,
+                      [&](std::size_t slot, Index j, Index, Index len) {
+                        optimizer->update_slice(local_.optimizer_index(slot), j, j + len);
+                      });
+        post_shards(b, [&](std::size_t slot) { return params_[slot]->value.data(); });
+      } else {
+        post_shards(b, [&](std::size_t slot) { return params_[slot]->grad.data(); });
+      }
+      int done = 0;  // lets MPI progress the messages posted so far
+      detail::check(MPI_Testall(int(b.shared.size()), b.shared.data(), &done, MPI_STATUSES_IGNORE),
+                    "MPI_Testall");
+    }
+    for (Bucket& b : buckets_) wait_all(b.shared);
     return loss_sum({0, options_.blocks});
   }
 
@@ -260,9 +310,14 @@ class DataParallel {
 #endif
   }
 
-  // Posts each bucket's first exchange once backward has finished its parameters, and sums
-  // the shards of those that have arrived; with `wait`, all of them. Buckets are posted in one
-  // order on every rank (MPI matches collectives by order).
+  static void wait_all(std::vector<MPI_Request>& requests) {
+    detail::check(MPI_Waitall(int(requests.size()), requests.data(), MPI_STATUSES_IGNORE),
+                  "MPI_Waitall");
+  }
+
+  // Posts each bucket's exchange once backward has finished its parameters, and sums the
+  // shards of those that have arrived; with `wait`, all of them. Buckets are posted in one
+  // order on every rank (MPI matches collectives, and messages between two ranks, by order).
   void advance(bool wait) {
     for (std::size_t k = 0; k < buckets_.size(); ++k) {
       Bucket& b = buckets_[k];
@@ -271,15 +326,24 @@ class DataParallel {
         post(b);
       }
       if (b.stage == 1) {
+        const bool fast = options_.reduction == Reduction::fast;
         int done = 0;
         if (wait) {
-          detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Wait");
+          if (fast) {
+            detail::check(MPI_Wait(&b.request, MPI_STATUS_IGNORE), "MPI_Wait");
+          } else {
+            wait_all(b.exchange);
+          }
           done = 1;
-        } else {
+        } else if (fast) {
           detail::check(MPI_Test(&b.request, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        } else {
+          detail::check(
+              MPI_Testall(int(b.exchange.size()), b.exchange.data(), &done, MPI_STATUSES_IGNORE),
+              "MPI_Testall");
         }
         if (!done) continue;
-        if (options_.reduction == Reduction::fast) {
+        if (fast) {
           for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
             std::copy_n(b.gathered.data() + at, len, params_[slot]->grad.data() + j);
           });
@@ -291,18 +355,18 @@ class DataParallel {
     }
   }
 
-  // This rank's part of a bucket, and the exchange that starts with it: exact, each of its
-  // tree pieces cut into every rank's shard (MPI_Ialltoallv); fast, the sum of its pieces
-  // (MPI_Iallreduce).
+  // This rank's part of a bucket and the exchange that starts with it. Exact: each of its tree
+  // pieces of every other rank's shard, sent from where it lies (a one-block piece straight
+  // from backward's gradient), and the other ranks' pieces of its own shard received. Fast:
+  // the sum of its pieces, all-reduced (MPI_Iallreduce).
   void post(Bucket& b) {
     std::vector<T>& temp = local_.scratch();
-    const Index first = pieces_of_[std::size_t(rank_)].begin;
-    const Index last = pieces_of_[std::size_t(rank_)].end;
+    const parallel::BlockSpan mine = my_pieces();
     if (options_.reduction == Reduction::fast) {
       for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
         T* out = b.gathered.data() + at;
-        local_.node_sum(pieces_[std::size_t(first)].span, slot, j, len, out, temp);
-        for (Index p = first + 1; p < last; ++p) {
+        local_.node_sum(pieces_[std::size_t(mine.begin)].span, slot, j, len, out, temp);
+        for (Index p = mine.begin + 1; p < mine.end; ++p) {
           T* part = part_.data();
           local_.node_sum(pieces_[std::size_t(p)].span, slot, j, len, part, temp);
           Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, len) +=
@@ -315,53 +379,66 @@ class DataParallel {
       b.stage = 1;
       return;
     }
-    for (int q = 0; q < size_; ++q) {
-      const Index lo = b.bound[std::size_t(q)];
-      const Index len = b.bound[std::size_t(q) + 1] - lo;
-      for (Index p = first; p < last; ++p) {
-        T* dest = b.send.data() + b.send_displs[std::size_t(q)] + (p - first) * len - lo;
-        for_each_part(b, lo, lo + len, [&](std::size_t slot, Index j, Index at, Index n) {
-          local_.node_sum(pieces_[std::size_t(p)].span, slot, j, n, dest + at, temp);
-        });
-      }
+    for (Index p = mine.begin; p < mine.end; ++p) {
+      const parallel::BlockSpan span = pieces_[std::size_t(p)].span;
+      if (span.size() == 1) continue;
+      T* sums = b.sums.data() + (p - mine.begin) * b.elements;
+      for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index n) {
+        local_.node_sum(span, slot, j, n, sums + at, temp);
+      });
     }
-    detail::check(MPI_Ialltoallv(b.send.data(), b.send_counts.data(), b.send_displs.data(),
-                                 detail::mpi_type<T>(), b.receive.data(), b.receive_counts.data(),
-                                 b.receive_displs.data(), detail::mpi_type<T>(), comm_, &b.request),
-                  "MPI_Ialltoallv");
+    const Index own = b.shard_end - b.shard_begin;
+    std::size_t m = 0;
+    exchange_messages(b, [&](bool send, int peer, Index p, std::size_t slot, Index j, Index at,
+                             Index n) {
+      MPI_Request* request = &b.exchange[m++];
+      if (send) {
+        detail::check(MPI_Isend(my_piece(b, p, slot, j, at), detail::count(n),
+                                detail::mpi_type<T>(), peer, kPieceTag, data_, request),
+                      "MPI_Isend");
+      } else {
+        detail::check(MPI_Irecv(b.receive.data() + p * own + (at - b.shard_begin), detail::count(n),
+                                detail::mpi_type<T>(), peer, kPieceTag, data_, request),
+                      "MPI_Irecv");
+      }
+    });
     b.stage = 1;
   }
 
   // This rank's shard of the bucket summed over every rank's pieces in tree order, straight
-  // into the parameters' gradients, slot part by slot part. Piece k (in block order) arrived at
-  // receive + k * shard.
-  void sum_shard(Bucket& b) {
-    const Index len = b.shard_end - b.shard_begin;
+  // into the parameters' gradients, slot part by slot part.
+  void sum_shard(const Bucket& b) {
+    const Index own = b.shard_end - b.shard_begin;
     for_each_part(b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
-      const T* first = b.receive.data() + (at - b.shard_begin);
-      tree_sum({0, options_.blocks}, first, len, n, params_[slot]->grad.data() + j, 0);
+      const auto piece = [&](Index k) -> const T* {
+        if (pieces_[std::size_t(k)].owner == rank_) return my_piece(b, k, slot, j, at);
+        return b.receive.data() + k * own + (at - b.shard_begin);
+      };
+      tree_sum({0, options_.blocks}, piece, n, params_[slot]->grad.data() + j, 0);
     });
   }
 
-  // out[0, n) = the sum of `node`: a piece is read where it arrived (piece k at first + k *
-  // stride), anything else summed from its children (in shard_temp_ at its depth and side).
-  void tree_sum(parallel::BlockSpan node, const T* first, Index stride, Index n, T* out,
-                Index depth) {
+  // out[0, n) = the sum of `node`: a piece read where piece(k) says, anything else summed from
+  // its children (in shard_temp_ at its depth and side). out may be a piece itself (block 0's
+  // gradient is the parameter's): every element is read before it is written.
+  template <class Where>
+  void tree_sum(parallel::BlockSpan node, const Where& piece, Index n, T* out, Index depth) {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-    const auto piece = [&](parallel::BlockSpan c) -> const T* {
+    const auto find = [&](parallel::BlockSpan c) -> Index {
       for (std::size_t k = 0; k < pieces_.size(); ++k) {
-        if (pieces_[k].span == c) return first + Index(k) * stride;
+        if (pieces_[k].span == c) return Index(k);
       }
-      return nullptr;
+      return -1;
     };
     const auto child = [&](parallel::BlockSpan c, Index side) -> const T* {
-      if (const T* p = piece(c)) return p;
-      T* dest = shard_temp_.data() + (2 * depth + side) * stride;
-      tree_sum(c, first, stride, n, dest, depth + 1);
+      if (const Index k = find(c); k >= 0) return piece(k);
+      T* dest = shard_temp_.data() + (2 * depth + side) * n;
+      tree_sum(c, piece, n, dest, depth + 1);
       return dest;
     };
-    if (const T* whole = piece(node)) {
-      std::copy_n(whole, n, out);
+    if (const Index k = find(node); k >= 0) {
+      const T* whole = piece(k);
+      if (whole != out) std::copy_n(whole, n, out);
       return;
     }
     const Index m = parallel::tree_split(node);
@@ -371,24 +448,24 @@ class DataParallel {
         Eigen::Map<const Array>(left, n) + Eigen::Map<const Array>(right, n);
   }
 
-  // Every rank's shard of the bucket from the rank that holds it, for the arrays data(slot)
-  // (parameter values, gradients or optimizer state): pack, MPI_Allgatherv, unpack.
+  // Starts sending this rank's shard of the bucket in the arrays data(slot) (parameter
+  // values, gradients or optimizer state) to every other rank, and receiving theirs in place;
+  // b.shared completes it.
   template <class Data>
-  void share(Bucket& b, const Data& data) {
-    for_each_part(b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
-      std::copy_n(data(slot) + j, n, b.gathered.data() + at);
+  void post_shards(Bucket& b, const Data& data) {
+    std::size_t m = 0;
+    shard_messages(b, [&](bool send, int peer, std::size_t slot, Index j, Index n) {
+      MPI_Request* request = &b.shared[m++];
+      if (send) {
+        detail::check(MPI_Isend(data(slot) + j, detail::count(n), detail::mpi_type<T>(), peer,
+                                kShardTag, data_, request),
+                      "MPI_Isend");
+      } else {
+        detail::check(MPI_Irecv(data(slot) + j, detail::count(n), detail::mpi_type<T>(), peer,
+                                kShardTag, data_, request),
+                      "MPI_Irecv");
+      }
     });
-    detail::check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, b.gathered.data(),
-                                 b.gather_counts.data(), b.gather_displs.data(),
-                                 detail::mpi_type<T>(), comm_),
-                  "MPI_Allgatherv");
-    for (int r = 0; r < size_; ++r) {
-      if (r == rank_) continue;
-      for_each_part(b, b.bound[std::size_t(r)], b.bound[std::size_t(r) + 1],
-                    [&](std::size_t slot, Index j, Index at, Index n) {
-                      std::copy_n(b.gathered.data() + at, n, data(slot) + j);
-                    });
-    }
   }
 
   // Every rank learns every block's loss and the lowest rank whose step failed (-1: none).
@@ -445,7 +522,8 @@ class DataParallel {
   int size_;
   Options options_;
   parallel::DataParallel<T> local_;
-  MPI_Comm control_ = MPI_COMM_NULL;
+  MPI_Comm control_ = MPI_COMM_NULL;            // losses and failures
+  MPI_Comm data_ = MPI_COMM_NULL;               // pieces and shards (messages between two ranks)
   std::vector<Piece> pieces_;                   // every rank's tree pieces, in block order
   std::vector<parallel::BlockSpan> pieces_of_;  // per rank: its range of pieces_
   std::vector<Bucket> buckets_;

@@ -154,6 +154,12 @@ class DataParallel {
     return block_loss_[std::size_t(b)];
   }
 
+  /// Block b's gradient of parameters()[slot] as the last compute() left it; b must be one of
+  /// mine() (block 0's is the parameter's own `grad`).
+  const T* block_gradient(Index b, std::size_t slot) const {
+    return leaves_[std::size_t(b - mine_.begin)]->grad(slot).data();
+  }
+
   /// out[0, len) = elements [j, j + len) of parameters()[slot]'s gradient summed over the tree
   /// node `node` in tree order; every block of `node` must be one of mine(). `temp` holds
   /// 2 kChunk depth values (scratch()).
