@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: a GCC build (warnings are errors), a clang build (warnings are errors), a
-# portable build of the library's tests (no -march=native, no OpenMP), a ThreadSanitizer build
-# of the test programs, and an AddressSanitizer + UndefinedBehaviorSanitizer build with the
-# fuzzers; the first two and the last through ctest. Build trees go to build-test-*/ beside
-# this script's repository.
+# Runs every test, in four builds whose warnings are errors, each with a job of its own:
+#   gcc       g++ -march=native with OpenMP: every test, the benchmarks (and their allocation
+#             counts), the MPI programs on 1 to 4 ranks, the consumer's three ways;
+#   portable  clang++ without -march=native and without OpenMP: the library's tests on the
+#             generic kernels and clang's optimiser, and the one-thread build;
+#   tsan      clang++ with ThreadSanitizer: the library's and the example's test programs;
+#   sanitize  clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test and example,
+#             the fuzzers, the consumer through pkg-config.
+# Build trees go to build-test-*/ beside this script's repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -20,20 +24,15 @@ run_suite() {  # name, then extra cmake arguments
 }
 
 run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD_BENCHMARKS=ON
-# The consumer test's find_package and FetchContent builds use the default compiler: the GCC
-# suite runs them; the clang suite compiles the consumer through pkg-config with clang++. The
-# benchmarks (and their allocation counts) and the MPI programs (mpirun on 1 to 4 ranks) are the
-# GCC suite's only, to keep the whole run within its time.
-run_suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_BUILD_BENCHMARKS=OFF \
-          -DGUMBEL_CONSUMER_WAYS=pkg-config -DGUMBEL_MPI=OFF
 
-# The portable kernels: the library's tests built without -march=native, so that the generic
-# float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well; and without
-# OpenMP, so that the one-thread build is tested too.
+# The portable kernels: the library's tests built by clang without -march=native, so that the
+# generic float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well;
+# and without OpenMP, so that the one-thread build is tested too.
 echo "== portable: configure and build"
 cmake -S . -B build-test-portable -DGUMBEL_WERROR=ON -DGUMBEL_BUILD_TESTS=ON \
       -DGUMBEL_BUILD_EXAMPLES=OFF -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Release \
-      -DGUMBEL_NATIVE=OFF -DGUMBEL_OPENMP=OFF >/dev/null
+      -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_NATIVE=OFF -DGUMBEL_OPENMP=OFF -DGUMBEL_MPI=OFF \
+      >/dev/null
 cmake --build build-test-portable -j "${jobs}" --target gumbel_tests
 echo "== portable: tests"
 (cd build-test-portable/tests && ./gumbel_tests)
@@ -56,8 +55,9 @@ done
 
 # -O1 keeps the sanitized suite fast enough; Eigen's own asserts stay on (no NDEBUG). The
 # libFuzzer targets (IDX reader, checkpoint loader) run 30 s each inside this ctest. The MPI
-# programs are the GCC and clang suites' (MPI's own libraries are not instrumented).
+# programs are the GCC suite's (MPI's own libraries are not instrumented). The consumer test
+# compiles a downstream program through pkg-config with clang++.
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_FUZZ=ON -DGUMBEL_CONSUMER_WAYS= \
-          -DGUMBEL_FUZZ_SECONDS=30 -DGUMBEL_MPI=OFF
+          -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_FUZZ=ON \
+          -DGUMBEL_CONSUMER_WAYS=pkg-config -DGUMBEL_FUZZ_SECONDS=30 -DGUMBEL_MPI=OFF
 echo "== all test suites passed"
