@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gumbel/distributed/mpi_basics.hpp"
+#include "gumbel/distributed/mpi_buckets.hpp"
 #include "gumbel/optim/optimizer.hpp"
 #include "gumbel/parallel/block_tree.hpp"
 #include "gumbel/parallel/data_parallel.hpp"
@@ -38,30 +39,27 @@ class DataParallel {
         size_(distributed::size(comm)),
         options_(validated(options, size_)),
         local_(params_, options.blocks, options.threads,
-               parallel::worker_blocks(options.blocks, Index(size_), Index(rank_))) {
+               parallel::worker_blocks(options.blocks, Index(size_), Index(rank_))),
+        buckets_(params_, options_.blocks, rank_, size_, options_.bucket_bytes,
+                 options_.reduction) {
     // Step results and failures travel on a communicator of their own, so that they never
     // interleave with the buckets' exchanges.
     detail::check(MPI_Comm_dup(comm, &control_), "MPI_Comm_dup");
     detail::check(MPI_Comm_dup(comm, &data_), "MPI_Comm_dup");
     for (int r = 0; r < size_; ++r) {
       const parallel::BlockSpan held = parallel::worker_blocks(options_.blocks, size_, r);
-      const std::size_t before = pieces_.size();
-      std::vector<parallel::BlockSpan> spans;
-      parallel::tree_pieces({0, options_.blocks}, held, spans);
-      for (const auto& sp : spans) pieces_.push_back({sp, r});
-      pieces_of_.push_back({Index(before), Index(pieces_.size())});
       loss_displs_.push_back(r == 0 ? 0 : loss_displs_.back() + loss_counts_.back());
       loss_counts_.push_back(int(held.size() + 1));
     }
-    make_buckets();
     my_losses_.resize(std::size_t(local_.mine().size() + 1));
     all_.resize(std::size_t(loss_displs_.back() + loss_counts_.back()));
     block_losses_.resize(std::size_t(options_.blocks));
     Index depth = 0;
     for (Index n = 1; n < options_.blocks; n *= 2) ++depth;
-    Index longest = 0;
-    for (const Bucket& b : buckets_) longest = std::max(longest, b.shard_end - b.shard_begin);
-    shard_temp_.resize(std::size_t(2 * depth * longest));
+    shard_temp_.resize(std::size_t(2 * depth * buckets_.longest_shard()));
+    if (options_.reduction == Reduction::fast && local_.mine().size() > 1) {
+      part_.resize(std::size_t(buckets_.largest()));
+    }
     slot_done_ = std::make_unique<std::atomic<Index>[]>(params_.size());
     bucket_pending_ = std::make_unique<std::atomic<Index>[]>(buckets_.size());
     broadcast_parameters(params_, comm_, 0);
@@ -123,27 +121,7 @@ class DataParallel {
   }
 
  private:
-  struct Piece {
-    parallel::BlockSpan span;
-    int owner;
-  };
-  // A bucket's elements: its slots one after another, each starting at a multiple of kAlign
-  // (so that every shard boundary is one inside each slot, where the optimizer's sliced update
-  // gives the bits of a whole update); shard r is [bound[r], bound[r + 1]).
-  struct Bucket {
-    std::vector<std::size_t> slots;
-    std::vector<Index> offsets;
-    Index elements = 0;
-    std::vector<Index> bound;
-    Index shard_begin = 0, shard_end = 0;  // this rank's
-    std::vector<T> sums;      // exact: my pieces of several blocks, summed, one bucket each
-    std::vector<T> receive;   // exact: other ranks' pieces of my shard, piece k at k * shard
-    std::vector<T> gathered;  // fast: the bucket, all-reduced in place
-    std::vector<MPI_Request> exchange, shared;  // exact: pieces in flight, shards in flight
-    MPI_Request request = MPI_REQUEST_NULL;     // fast
-    int stage = 0;  // 0 waiting for backward, 1 exchange posted, 2 shard summed
-  };
-  static constexpr Index kAlign = 64;
+  using Bucket = detail::Bucket<T>;
   static constexpr int kPieceTag = 0;  // messages between two ranks match in posting order
   static constexpr int kShardTag = 1;
 
@@ -160,100 +138,12 @@ class DataParallel {
     return o;
   }
 
-  parallel::BlockSpan my_pieces() const { return pieces_of_[std::size_t(rank_)]; }
-
-  void make_buckets() {
-    const Index limit = Index(std::max<std::size_t>(1, options_.bucket_bytes / sizeof(T)));
-    bucket_of_.resize(params_.size());
-    for (std::size_t k = params_.size(); k-- > 0;) {
-      const Index n = params_[k]->size();
-      if (buckets_.empty() ||
-          (buckets_.back().elements > 0 && buckets_.back().elements + n > limit)) {
-        buckets_.emplace_back();
-      }
-      Bucket& b = buckets_.back();
-      b.slots.push_back(k);
-      b.offsets.push_back(b.elements);
-      b.elements += (n + kAlign - 1) / kAlign * kAlign;
-      bucket_of_[k] = buckets_.size() - 1;
-    }
-    const parallel::BlockSpan mine = my_pieces();
-    bool summed = false;  // a piece of mine spans several blocks
-    for (Index p = mine.begin; p < mine.end; ++p) summed |= pieces_[std::size_t(p)].span.size() > 1;
-    for (Bucket& b : buckets_) {
-      for (int r = 0; r <= size_; ++r) b.bound.push_back(b.elements * r / size_ / kAlign * kAlign);
-      b.bound.back() = b.elements;
-      b.shard_begin = b.bound[std::size_t(rank_)];
-      b.shard_end = b.bound[std::size_t(rank_) + 1];
-      if (options_.reduction == Reduction::fast) {
-        b.gathered.assign(std::size_t(b.elements), T(0));
-        if (mine.size() > 1) part_.resize(std::max(part_.size(), std::size_t(b.elements)));
-        continue;
-      }
-      if (summed) b.sums.assign(std::size_t(mine.size() * b.elements), T(0));
-      b.receive.resize(std::size_t(Index(pieces_.size()) * (b.shard_end - b.shard_begin)));
-      std::size_t messages = 0;
-      exchange_messages(b, [&](bool, int, Index, std::size_t, Index, Index, Index) { ++messages; });
-      b.exchange.assign(messages, MPI_REQUEST_NULL);
-      messages = 0;
-      shard_messages(b, [&](bool, int, std::size_t, Index, Index) { ++messages; });
-      b.shared.assign(messages, MPI_REQUEST_NULL);
-    }
-  }
-
-  // Calls f(slot, j, at, len) for the parts of bucket elements [begin, end) that lie in
-  // slots: elements [j, j + len) of slot `slot`, at bucket position `at`.
-  template <class F>
-  void for_each_part(const Bucket& b, Index begin, Index end, F&& f) const {
-    for (std::size_t i = 0; i < b.slots.size(); ++i) {
-      const Index n = params_[b.slots[i]]->size();
-      const Index lo = std::max(begin, b.offsets[i]);
-      const Index hi = std::min(end, b.offsets[i] + n);
-      if (lo < hi) f(b.slots[i], lo - b.offsets[i], lo, hi - lo);
-    }
-  }
-
-  // The exact exchange of a bucket as messages, one per (piece, slot part), in the order both
-  // ends post them: f(send, peer, piece, slot, j, at, len). This rank receives every other
-  // rank's pieces of its shard and sends each other rank its pieces of that rank's shard.
-  template <class F>
-  void exchange_messages(const Bucket& b, F&& f) const {
-    const parallel::BlockSpan mine = my_pieces();
-    for (int q = 0; q < size_; ++q) {
-      if (q == rank_) continue;
-      const parallel::BlockSpan theirs = pieces_of_[std::size_t(q)];
-      for (Index p = theirs.begin; p < theirs.end; ++p) {
-        for_each_part(
-            b, b.shard_begin, b.shard_end,
-            [&](std::size_t slot, Index j, Index at, Index n) { f(false, q, p, slot, j, at, n); });
-      }
-      for (Index p = mine.begin; p < mine.end; ++p) {
-        for_each_part(
-            b, b.bound[std::size_t(q)], b.bound[std::size_t(q) + 1],
-            [&](std::size_t slot, Index j, Index at, Index n) { f(true, q, p, slot, j, at, n); });
-      }
-    }
-  }
-
-  // Sharing each rank's shard of a bucket as messages, in the order both ends post them:
-  // f(send, peer, slot, j, len). This rank receives every other rank's shard and sends its own.
-  template <class F>
-  void shard_messages(const Bucket& b, F&& f) const {
-    for (int q = 0; q < size_; ++q) {
-      if (q == rank_) continue;
-      for_each_part(b, b.bound[std::size_t(q)], b.bound[std::size_t(q) + 1],
-                    [&](std::size_t slot, Index j, Index, Index n) { f(false, q, slot, j, n); });
-      for_each_part(b, b.shard_begin, b.shard_end,
-                    [&](std::size_t slot, Index j, Index, Index n) { f(true, q, slot, j, n); });
-    }
-  }
-
   // Where my piece p of the part (slot, j, at) lies: a piece of one block is that block's
   // gradient as backward left it; a larger one was summed into the bucket's `sums` by post().
   const T* my_piece(const Bucket& b, Index p, std::size_t slot, Index j, Index at) const {
-    const parallel::BlockSpan span = pieces_[std::size_t(p)].span;
+    const parallel::BlockSpan span = buckets_.piece(p).span;
     if (span.size() == 1) return local_.block_gradient(span.begin, slot) + j;
-    return b.sums.data() + (p - my_pieces().begin) * b.elements + at;
+    return b.sums.data() + (p - buckets_.pieces_of(rank_).begin) * b.elements + at;
   }
 
   template <class LossOf>
@@ -267,7 +157,7 @@ class DataParallel {
     // Buckets become ready from any computing thread; only this thread posts exchanges.
     const auto ready = [&](Index, std::size_t slot) {
       if (slot_done_[slot].fetch_add(1) + 1 == mine.size()) {
-        bucket_pending_[bucket_of_[slot]].fetch_sub(1);
+        bucket_pending_[buckets_.of(slot)].fetch_sub(1);
       }
       if (on_caller_thread()) advance(false);
     };
@@ -286,10 +176,10 @@ class DataParallel {
     if (optimizer != nullptr) optimizer->begin_slices();
     for (Bucket& b : buckets_) {
       if (optimizer != nullptr) {
-        for_each_part(b, b.shard_begin, b.shard_end,
-                      [&](std::size_t slot, Index j, Index, Index len) {
-                        optimizer->update_slice(local_.optimizer_index(slot), j, j + len);
-                      });
+        buckets_.for_each_part(b, b.shard_begin, b.shard_end,
+                               [&](std::size_t slot, Index j, Index, Index len) {
+                                 optimizer->update_slice(local_.optimizer_index(slot), j, j + len);
+                               });
         post_shards(b, [&](std::size_t slot) { return params_[slot]->value.data(); });
       } else {
         post_shards(b, [&](std::size_t slot) { return params_[slot]->grad.data(); });
@@ -344,9 +234,10 @@ class DataParallel {
         }
         if (!done) continue;
         if (fast) {
-          for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
-            std::copy_n(b.gathered.data() + at, len, params_[slot]->grad.data() + j);
-          });
+          buckets_.for_each_part(
+              b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
+                std::copy_n(b.gathered.data() + at, len, params_[slot]->grad.data() + j);
+              });
         } else {
           sum_shard(b);
         }
@@ -361,14 +252,14 @@ class DataParallel {
   // the sum of its pieces, all-reduced (MPI_Iallreduce).
   void post(Bucket& b) {
     std::vector<T>& temp = local_.scratch();
-    const parallel::BlockSpan mine = my_pieces();
+    const parallel::BlockSpan mine = buckets_.pieces_of(rank_);
     if (options_.reduction == Reduction::fast) {
-      for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
+      buckets_.for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index len) {
         T* out = b.gathered.data() + at;
-        local_.node_sum(pieces_[std::size_t(mine.begin)].span, slot, j, len, out, temp);
+        local_.node_sum(buckets_.piece(mine.begin).span, slot, j, len, out, temp);
         for (Index p = mine.begin + 1; p < mine.end; ++p) {
           T* part = part_.data();
-          local_.node_sum(pieces_[std::size_t(p)].span, slot, j, len, part, temp);
+          local_.node_sum(buckets_.piece(p).span, slot, j, len, part, temp);
           Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(out, len) +=
               Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(part, len);
         }
@@ -380,17 +271,17 @@ class DataParallel {
       return;
     }
     for (Index p = mine.begin; p < mine.end; ++p) {
-      const parallel::BlockSpan span = pieces_[std::size_t(p)].span;
+      const parallel::BlockSpan span = buckets_.piece(p).span;
       if (span.size() == 1) continue;
       T* sums = b.sums.data() + (p - mine.begin) * b.elements;
-      for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index n) {
+      buckets_.for_each_part(b, 0, b.elements, [&](std::size_t slot, Index j, Index at, Index n) {
         local_.node_sum(span, slot, j, n, sums + at, temp);
       });
     }
     const Index own = b.shard_end - b.shard_begin;
     std::size_t m = 0;
-    exchange_messages(b, [&](bool send, int peer, Index p, std::size_t slot, Index j, Index at,
-                             Index n) {
+    buckets_.exchange_messages(b, [&](bool send, int peer, Index p, std::size_t slot, Index j,
+                                      Index at, Index n) {
       MPI_Request* request = &b.exchange[m++];
       if (send) {
         detail::check(MPI_Isend(my_piece(b, p, slot, j, at), detail::count(n),
@@ -409,13 +300,14 @@ class DataParallel {
   // into the parameters' gradients, slot part by slot part.
   void sum_shard(const Bucket& b) {
     const Index own = b.shard_end - b.shard_begin;
-    for_each_part(b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
-      const auto piece = [&](Index k) -> const T* {
-        if (pieces_[std::size_t(k)].owner == rank_) return my_piece(b, k, slot, j, at);
-        return b.receive.data() + k * own + (at - b.shard_begin);
-      };
-      tree_sum({0, options_.blocks}, piece, n, params_[slot]->grad.data() + j, 0);
-    });
+    buckets_.for_each_part(
+        b, b.shard_begin, b.shard_end, [&](std::size_t slot, Index j, Index at, Index n) {
+          const auto piece = [&](Index k) -> const T* {
+            if (buckets_.piece(k).owner == rank_) return my_piece(b, k, slot, j, at);
+            return b.receive.data() + k * own + (at - b.shard_begin);
+          };
+          tree_sum({0, options_.blocks}, piece, n, params_[slot]->grad.data() + j, 0);
+        });
   }
 
   // out[0, n) = the sum of `node`: a piece read where piece(k) says, anything else summed from
@@ -424,19 +316,13 @@ class DataParallel {
   template <class Where>
   void tree_sum(parallel::BlockSpan node, const Where& piece, Index n, T* out, Index depth) {
     using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
-    const auto find = [&](parallel::BlockSpan c) -> Index {
-      for (std::size_t k = 0; k < pieces_.size(); ++k) {
-        if (pieces_[k].span == c) return Index(k);
-      }
-      return -1;
-    };
     const auto child = [&](parallel::BlockSpan c, Index side) -> const T* {
-      if (const Index k = find(c); k >= 0) return piece(k);
+      if (const Index k = buckets_.find(c); k >= 0) return piece(k);
       T* dest = shard_temp_.data() + (2 * depth + side) * n;
       tree_sum(c, piece, n, dest, depth + 1);
       return dest;
     };
-    if (const Index k = find(node); k >= 0) {
+    if (const Index k = buckets_.find(node); k >= 0) {
       const T* whole = piece(k);
       if (whole != out) std::copy_n(whole, n, out);
       return;
@@ -454,7 +340,7 @@ class DataParallel {
   template <class Data>
   void post_shards(Bucket& b, const Data& data) {
     std::size_t m = 0;
-    shard_messages(b, [&](bool send, int peer, std::size_t slot, Index j, Index n) {
+    buckets_.shard_messages(b, [&](bool send, int peer, std::size_t slot, Index j, Index n) {
       MPI_Request* request = &b.shared[m++];
       if (send) {
         detail::check(MPI_Isend(data(slot) + j, detail::count(n), detail::mpi_type<T>(), peer,
@@ -522,12 +408,9 @@ class DataParallel {
   int size_;
   Options options_;
   parallel::DataParallel<T> local_;
-  MPI_Comm control_ = MPI_COMM_NULL;            // losses and failures
-  MPI_Comm data_ = MPI_COMM_NULL;               // pieces and shards (messages between two ranks)
-  std::vector<Piece> pieces_;                   // every rank's tree pieces, in block order
-  std::vector<parallel::BlockSpan> pieces_of_;  // per rank: its range of pieces_
-  std::vector<Bucket> buckets_;
-  std::vector<std::size_t> bucket_of_;                    // per slot
+  detail::Buckets<T> buckets_;
+  MPI_Comm control_ = MPI_COMM_NULL;  // losses and failures
+  MPI_Comm data_ = MPI_COMM_NULL;     // pieces and shards (messages between two ranks)
   std::unique_ptr<std::atomic<Index>[]> slot_done_;       // my blocks finished, per slot
   std::unique_ptr<std::atomic<Index>[]> bucket_pending_;  // slots not yet complete, per bucket
   std::vector<double> block_losses_;
