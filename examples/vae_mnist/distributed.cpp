@@ -13,12 +13,7 @@ class MpiEngine : public StepEngine {
 
   double step(Index rows, LossOf loss_of, void* context,
               gumbel::optim::Optimizer<float>& optimizer) override {
-    return ddp_.step(
-        rows,
-        [&](gumbel::Tape<float>& tape, Index b, Index first, Index last) {
-          return loss_of(context, tape, b, first, last);
-        },
-        optimizer);
+    return step_of(ddp_, rows, loss_of, context, optimizer);
   }
   gumbel::parallel::BlockSpan my_rows(Index rows) const override { return ddp_.my_rows(rows); }
   bool writes_outputs() const override { return ddp_.rank() == 0; }

@@ -194,12 +194,7 @@ class LocalEngine : public StepEngine {
       : data_parallel_(parameters, o.blocks, o.threads) {}
   double step(Index rows, LossOf loss_of, void* context,
               gumbel::optim::Optimizer<float>& optimizer) override {
-    return data_parallel_.step(
-        rows,
-        [&](gumbel::Tape<float>& tape, Index b, Index first, Index last) {
-          return loss_of(context, tape, b, first, last);
-        },
-        optimizer);
+    return step_of(data_parallel_, rows, loss_of, context, optimizer);
   }
   gumbel::parallel::BlockSpan my_rows(Index rows) const override { return {0, rows}; }
   bool writes_outputs() const override { return true; }

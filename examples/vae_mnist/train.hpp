@@ -81,6 +81,20 @@ class StepEngine {
   /// Makes the optimizer's state whole on this process before it is saved (every process
   /// calls it at the same point).
   virtual void synchronize_state(gumbel::optim::Optimizer<float>& /*optimizer*/) {}
+
+ protected:
+  /// data_parallel.step(rows, loss, optimizer) with loss_of(context, ...) as the loss: for
+  /// engines built on parallel:: or distributed::DataParallel.
+  template <class DataParallel>
+  static double step_of(DataParallel& data_parallel, Index rows, LossOf loss_of, void* context,
+                        gumbel::optim::Optimizer<float>& optimizer) {
+    return data_parallel.step(
+        rows,
+        [&](gumbel::Tape<float>& tape, Index b, Index first, Index last) {
+          return loss_of(context, tape, b, first, last);
+        },
+        optimizer);
+  }
 };
 
 /// Makes the engine for a model's parameters, once they are initialised or resumed.
