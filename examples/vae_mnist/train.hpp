@@ -56,6 +56,10 @@ struct Options {
   bool quiet = false;
 };
 
+/// The settings that define a run's results for these options and estimator, as text (each
+/// number written so that it reads back exactly).
+std::map<std::string, std::string> run_settings(const Options& options, Estimator estimator);
+
 /// The settings a checkpoint records (and a resume must match) for these options, as text.
 std::map<std::string, std::string> checkpoint_settings(const Options& options);
 
