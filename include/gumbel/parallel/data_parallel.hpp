@@ -124,8 +124,7 @@ class DataParallel {
   /// complete. Returns the exception of the lowest failing block, or null.
   template <class LossOf, class Ready>
   std::exception_ptr compute(Index rows, LossOf&& loss_of, Ready&& ready) {
-    if (rows < 0) detail::fail<ValueError>("DataParallel", "rows = ", rows, " is negative");
-    rows_ = rows;
+    set_rows(rows);
 #ifdef _OPENMP
     if (threads_ > 1 && workers_.size() > 1 && !omp_in_parallel()) {
       const Index workers = Index(workers_.size());
@@ -204,8 +203,7 @@ class DataParallel {
  private:
   template <class LossOf>
   void run(Index rows, LossOf& loss_of, optim::Optimizer<T>* optimizer) {
-    if (rows < 0) detail::fail<ValueError>("DataParallel", "rows = ", rows, " is negative");
-    rows_ = rows;
+    set_rows(rows);
     bool failed = false;
     // After every block: the optimizer's step begins only when no block failed.
     const auto begin_update = [&] {
@@ -296,6 +294,11 @@ class DataParallel {
       if (w.error) return true;
     }
     return false;
+  }
+
+  void set_rows(Index rows) {
+    if (rows < 0) detail::fail<ValueError>("DataParallel", "rows = ", rows, " is negative");
+    rows_ = rows;
   }
 
   // The error of the lowest failed block (workers hold blocks in order).
