@@ -132,6 +132,16 @@ void check_philox_twins(F vector_philox) {
   }
 }
 
+/// Rows with a masked class, a tie for the maximum, tiny and huge entries.
+Matrix<float> awkward_block(Generator& gen, Index rows, Index k) {
+  Matrix<float> block = gen.normal<float>(rows, k, 0.0f, 3.0f);
+  if (k > 2) block(0, 1) = -kInf;
+  if (rows > 2 && k > 2) block.row(2).head(2).setConstant(7.0f);
+  if (rows > 3) block.row(3) *= 1e-30f;
+  block(rows - 1, 0) = 1e30f;
+  return block;
+}
+
 }  // namespace
 
 // ---- The generic twins against double-precision references -----------------------------------
@@ -236,14 +246,6 @@ TEST_CASE("AVX-512 twins: Philox batches, Gumbel noise from uniforms") {
 namespace {
 /// Blocks of rows with the cases the kernels branch on: masked classes, ties, huge and tiny
 /// scales, and (when `bad`) one unusable row of each kind.
-Matrix<float> awkward_block(Generator& gen, Index rows, Index k) {
-  Matrix<float> block = gen.normal<float>(rows, k, 0.0f, 3.0f);
-  if (k > 2) block(0, 1) = -kInf;
-  if (rows > 2 && k > 2) block.row(2).head(2).setConstant(7.0f);
-  if (rows > 3) block.row(3) *= 1e-30f;
-  block(rows - 1, 0) = 1e30f;
-  return block;
-}
 }  // namespace
 
 TEST_CASE("AVX-512 twins: row maximum, argmax and block argmax") {
@@ -395,6 +397,77 @@ TEST_CASE("AVX2 twins: log2, exp2, the Gumbel transform and the exponential over
   generic::Exp2Range{}(a.data(), Index(a.size()));
   v2::Exp2Range{}(b.data(), Index(b.size()));
   CHECK(same_bits(a.data(), b.data(), Index(a.size())));
+}
+
+TEST_CASE("AVX2 twins: row maximum and argmax, unusable rows included") {
+  namespace v2 = gumbel::detail::avx2;
+  Generator gen(8);
+  for (const Index k : {Index{1}, Index{2}, Index{7}, Index{8}, Index{9}, Index{15}, Index{16},
+                        Index{17}, Index{24}, Index{40}, Index{1000}}) {
+    for (const Index rows : {Index{1}, Index{5}, Index{37}}) {
+      CAPTURE(k);
+      Matrix<float> block = awkward_block(gen, rows, k);
+      if (rows > 4) block(4, k - 1) = std::nanf("");
+      if (rows > 5) block(5, k / 2) = kInf;
+      if (rows > 6) block.row(6).setConstant(-kInf);
+      if (rows > 7) block(7, k - 1) = block.row(7).maxCoeff();  // a tie with the last entry
+      for (Index r = 0; r < rows; ++r) {
+        CAPTURE(r);
+        float ma = 0, mb = 0;
+        const bool oa = generic::row_max(block.data() + r * k, k, ma);
+        const bool ob = v2::row_max(block.data() + r * k, k, mb);
+        CHECK(oa == ob);
+        if (oa) CHECK(ma == mb);
+        CHECK(generic::row_argmax(block.data() + r * k, k) ==
+              v2::row_argmax(block.data() + r * k, k));
+      }
+    }
+  }
+}
+
+TEST_CASE("AVX2 twins: softmax of blocks of rows, long and short, with and without one-hot rows") {
+  namespace v2 = gumbel::detail::avx2;
+  Generator gen(12);
+  for (const Index k : {Index{1}, Index{3}, Index{8}, Index{10}, Index{16}, Index{17}, Index{23},
+                        Index{24}, Index{33}, Index{100}}) {
+    for (const Index rows : {Index{1}, Index{5}, Index{37}}) {
+      CAPTURE(k);
+      CAPTURE(rows);
+      const Matrix<float> block = awkward_block(gen, rows, k);
+      for (const float inv_tau : {1.0f, 2.0f, 0.1f, 30.0f}) {
+        float max[detail::kMaxBlockRows];
+        for (Index r = 0; r < rows; ++r) REQUIRE(generic::row_max(block.data() + r * k, k, max[r]));
+        Matrix<float> a = block, b = block;
+        generic::softmax_block(a.data(), rows, k, max, inv_tau);
+        v2::softmax_block(b.data(), rows, k, max, inv_tau);
+        CHECK(same_bits(a.data(), b.data(), a.size()));
+        for (const bool with_one_hot : {false, true}) {
+          Matrix<float> ga = block, gb = block;
+          Matrix<float> ha = Matrix<float>::Constant(rows, k, 5.0f), hb = ha;
+          const Index bad_a = generic::softmax_rows(ga.data(), rows, k, inv_tau,
+                                                    with_one_hot ? ha.data() : nullptr);
+          const Index bad_b =
+              v2::softmax_rows(gb.data(), rows, k, inv_tau, with_one_hot ? hb.data() : nullptr);
+          REQUIRE(bad_a == -1);
+          REQUIRE(bad_b == -1);
+          CHECK(same_bits(ga.data(), gb.data(), ga.size()));
+          CHECK(ha == hb);
+        }
+      }
+    }
+  }
+  for (const Index k : {Index{10}, Index{40}}) {
+    for (const float bad : {std::nanf(""), kInf, -kInf}) {
+      Matrix<float> block = gen.normal<float>(9, k);
+      if (bad == -kInf)
+        block.row(6).setConstant(bad);
+      else
+        block(6, 3) = bad;
+      Matrix<float> hot(9, k);
+      CHECK(v2::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f, nullptr) == 6);
+      CHECK(v2::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f, hot.data()) == 6);
+    }
+  }
 }
 
 TEST_CASE("AVX2 twins: Philox batches, their uniform floats, Gumbel noise from uniforms") {

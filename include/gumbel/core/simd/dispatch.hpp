@@ -50,6 +50,14 @@ bool vector2() {
 #else
 #define GUMBEL_VECTOR_CALL(condition, call)
 #endif
+#if GUMBEL_AVX2
+#define GUMBEL_AVX2_CALL(call)              \
+  if constexpr (std::is_same_v<T, float>) { \
+    if (vector2<T>()) return avx2::call;    \
+  }
+#else
+#define GUMBEL_AVX2_CALL(call)
+#endif
 
 inline void philox4x32_10_batch(std::uint64_t first, std::uint64_t stream, PhiloxKey key,
                                 PhiloxBatchWords& out) noexcept {
@@ -88,6 +96,7 @@ inline void gumbel_from_uniforms(float* out, Index count, const float* shift, fl
 template <class T>
 bool row_max(const T* row, Index k, T& max) {
   GUMBEL_VECTOR_CALL(vector<T>(), row_max(row, k, max))
+  GUMBEL_AVX2_CALL(row_max(row, k, max))
   return generic::row_max(row, k, max);
 }
 
@@ -95,6 +104,7 @@ bool row_max(const T* row, Index k, T& max) {
 template <class T>
 Index row_argmax(const T* row, Index k) {
   GUMBEL_VECTOR_CALL(vector<T>(), row_argmax(row, k))
+  GUMBEL_AVX2_CALL(row_argmax(row, k))
   return generic::row_argmax(row, k);
 }
 
@@ -113,10 +123,7 @@ Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
 template <class T>
 void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau) {
   GUMBEL_VECTOR_CALL(vector<T>(), softmax_block(block, rows, k, row_max, inv_tau))
-#if GUMBEL_AVX2
-  if (vector2<T>())
-    return generic::softmax_block(block, rows, k, row_max, inv_tau, false, avx2::Exp2Range{});
-#endif
+  GUMBEL_AVX2_CALL(softmax_block(block, rows, k, row_max, inv_tau))
   generic::softmax_block(block, rows, k, row_max, inv_tau);
 }
 
@@ -155,10 +162,7 @@ Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullpt
     }
   }
 #endif
-#if GUMBEL_AVX2
-  if (vector2<T>())
-    return generic::softmax_rows(block, rows, k, inv_tau, one_hot, avx2::Exp2Range{});
-#endif
+  GUMBEL_AVX2_CALL(softmax_rows(block, rows, k, inv_tau, one_hot))
   return generic::softmax_rows(block, rows, k, inv_tau, one_hot);
 }
 
@@ -195,5 +199,6 @@ bool vector_gemm(float* c, Index ldc, const Operand& a, const Operand& b, float 
 }
 
 #undef GUMBEL_VECTOR_CALL
+#undef GUMBEL_AVX2_CALL
 
 }  // namespace gumbel::detail::kernels
