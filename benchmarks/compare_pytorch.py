@@ -68,7 +68,9 @@ def run_ours(binary, bench_filter, a, repetitions=None):
         env=dict(os.environ, OMP_NUM_THREADS=str(a.threads))).stdout
     medians = {}
     for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") == "median":
+        # One repetition reports the run itself: Google Benchmark makes no aggregates of one.
+        one = (repetitions or a.repetitions) == 1 and b.get("run_type") == "iteration"
+        if b.get("aggregate_name") == "median" or one:
             unit = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}[b["time_unit"]]
             medians[b["run_name"]] = b["real_time"] * unit
     return medians
