@@ -3,8 +3,6 @@
 
 #include <Eigen/Core>
 #include <cmath>
-#include <cstdint>
-#include <cstring>
 #include <limits>
 
 namespace gumbel::detail {
