@@ -183,16 +183,19 @@ Checkpoint load_checkpoint(const std::string& path,
     }
     // The progress first, so that other settings are named as such (not as a shape that
     // differs); then the model and Adam, checked in full before either changes.
-    std::map<std::string, gumbel::io::NpyArray> arrays;
-    for (gumbel::io::NpyArray& a : gumbel::io::load_npz(path)) {
-      if (a.name == "progress" || a.name == "history") arrays[a.name] = std::move(a);
+    std::vector<gumbel::io::NpyArray> arrays = gumbel::io::parse_npz(path, bytes);
+    const gumbel::io::NpyArray* progress = nullptr;
+    const gumbel::io::NpyArray* history = nullptr;
+    for (const gumbel::io::NpyArray& a : arrays) {
+      if (a.name == "progress") progress = &a;
+      if (a.name == "history") history = &a;
     }
-    if (arrays.size() != 2) {
+    if (progress == nullptr || history == nullptr) {
       throw CheckpointError(path + ": no progress and history (not a vae_mnist checkpoint?)");
     }
-    Checkpoint out = parse_progress(path, arrays["progress"], arrays["history"]);
+    Checkpoint out = parse_progress(path, *progress, *history);
     check_settings(path, out.settings, expected);
-    gumbel::io::load_checkpoint(path, model, adam, {"progress", "history"});
+    gumbel::io::load_checkpoint(path, std::move(arrays), model, adam, {"progress", "history"});
     return out;
   } catch (const gumbel::FileError& e) {
     throw CheckpointError(e.what());

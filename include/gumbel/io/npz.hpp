@@ -120,12 +120,10 @@ inline void save_npz(const std::string& path, const std::vector<NpyArray>& array
   save_npz(path, views);
 }
 
-/// Every array of an .npz written by save_npz or numpy.savez (stored members; the deflated ones
-/// of numpy.savez_compressed are a FileError saying so), in the archive's order.
-inline std::vector<NpyArray> load_npz(const std::string& path) {
+/// Every array of the .npz file whose contents are `bytes` (errors name `path`): see load_npz.
+inline std::vector<NpyArray> parse_npz(const std::string& path, const std::string& bytes) {
   if (!detail::little_endian())
     throw FileError(path + ": .npz is read on little-endian hosts only");
-  const std::string bytes = detail::read_all(path);
   const detail::Reader r(path, bytes);
   if (bytes.size() < 22) r.fail("not a zip archive (" + std::to_string(bytes.size()) + " bytes)");
   // The end-of-central-directory record: the last signature within the final 64 KiB + 22.
@@ -177,6 +175,12 @@ inline std::vector<NpyArray> load_npz(const std::string& path) {
     arrays.push_back(std::move(a));
   }
   return arrays;
+}
+
+/// Every array of an .npz written by save_npz or numpy.savez (stored members; the deflated ones
+/// of numpy.savez_compressed are a FileError saying so), in the archive's order.
+inline std::vector<NpyArray> load_npz(const std::string& path) {
+  return parse_npz(path, detail::read_all(path));
 }
 
 }  // namespace io

@@ -28,9 +28,10 @@ struct Expected {
 /// name, the element type, the shape (a 1-D array of n, as PyTorch stores a bias, fits 1 x n;
 /// a 0-D one 1 x 1). FileError naming the file and the array.
 inline std::map<std::string, NpyArray> checked_arrays(const std::string& path,
+                                                      std::vector<NpyArray> arrays,
                                                       const std::vector<Expected>& expected) {
   std::map<std::string, NpyArray> by_name;
-  for (NpyArray& a : load_npz(path)) {
+  for (NpyArray& a : arrays) {
     const std::string name = a.name;
     if (!by_name.emplace(name, std::move(a)).second) {
       throw FileError(path + ": the array " + name + " appears twice");
@@ -164,7 +165,7 @@ template <class T>
 void load(nn::Module<T>& module, const std::string& path) {
   std::vector<detail::Expected> expected;
   detail::add_expected(expected, module, "");
-  detail::assign(module, detail::checked_arrays(path, expected), "");
+  detail::assign(module, detail::checked_arrays(path, load_npz(path), expected), "");
 }
 
 /// Writes an optimizer's state for the parameters of `module` (which must be the optimizer's,
@@ -187,7 +188,7 @@ void load(optim::Optimizer<T>& optimizer, const nn::Module<T>& module, const std
   detail::require_same_parameters(path, optimizer, named);
   std::vector<detail::Expected> expected;
   detail::add_expected(expected, optimizer, named, "");
-  const auto arrays = detail::checked_arrays(path, expected);
+  const auto arrays = detail::checked_arrays(path, load_npz(path), expected);
   detail::assign(optimizer, named, arrays, detail::step_count(path, arrays, ""), "");
 }
 
@@ -210,9 +211,12 @@ void save_checkpoint(const std::string& path, const nn::Module<T>& model,
 
 /// Reads a checkpoint written by save_checkpoint into `model` and `optimizer`, and returns the
 /// arrays named `extra` (each must be present; any other name is an error). Everything is
-/// checked before anything changes.
+/// checked before anything changes. `arrays_of_file`: the arrays of `path` already read
+/// (load_npz or parse_npz), for a caller that looks at arrays of its own in them first.
 template <class T>
-std::map<std::string, NpyArray> load_checkpoint(const std::string& path, nn::Module<T>& model,
+std::map<std::string, NpyArray> load_checkpoint(const std::string& path,
+                                                std::vector<NpyArray> arrays_of_file,
+                                                nn::Module<T>& model,
                                                 optim::Optimizer<T>& optimizer,
                                                 const std::vector<std::string>& extra = {}) {
   const auto named = model.named_parameters();
@@ -221,13 +225,21 @@ std::map<std::string, NpyArray> load_checkpoint(const std::string& path, nn::Mod
   detail::add_expected(expected, model, "model.");
   detail::add_expected(expected, optimizer, named, "optimizer.");
   for (const std::string& name : extra) expected.push_back({name, 0, 0, 0});
-  auto arrays = detail::checked_arrays(path, expected);
+  auto arrays = detail::checked_arrays(path, std::move(arrays_of_file), expected);
   const std::int64_t steps = detail::step_count(path, arrays, "optimizer.");
   detail::assign(model, arrays, "model.");
   detail::assign(optimizer, named, arrays, steps, "optimizer.");
   std::map<std::string, NpyArray> out;
   for (const std::string& name : extra) out.emplace(name, std::move(arrays.at(name)));
   return out;
+}
+
+/// As above, reading the file `path`.
+template <class T>
+std::map<std::string, NpyArray> load_checkpoint(const std::string& path, nn::Module<T>& model,
+                                                optim::Optimizer<T>& optimizer,
+                                                const std::vector<std::string>& extra = {}) {
+  return load_checkpoint(path, load_npz(path), model, optimizer, extra);
 }
 
 }  // namespace gumbel::io
