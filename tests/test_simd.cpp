@@ -132,6 +132,8 @@ void check_philox_twins(F vector_philox) {
   }
 }
 
+#if GUMBEL_AVX2 || GUMBEL_AVX512  // what the vector sets' twin tests share
+
 /// Rows with a masked class, a tie for the maximum, tiny and huge entries.
 Matrix<float> awkward_block(Generator& gen, Index rows, Index k) {
   Matrix<float> block = gen.normal<float>(rows, k, 0.0f, 3.0f);
@@ -141,6 +143,63 @@ Matrix<float> awkward_block(Generator& gen, Index rows, Index k) {
   block(rows - 1, 0) = 1e30f;
   return block;
 }
+
+/// A vector set's softmax against the generic kernels, bit for bit: softmax_block given the
+/// maxima (16-lane sums for every k), softmax_rows through the dispatch with `set` in use and
+/// with the generic set (soft and with one-hot rows), and unusable rows reported by the same
+/// index.
+template <class Block>
+void check_softmax_twins(simd::KernelSet set, Block vector_block) {
+  Generator gen(12);
+  for (const Index k : {Index{1}, Index{3}, Index{8}, Index{10}, Index{16}, Index{17}, Index{23},
+                        Index{24}, Index{33}, Index{100}}) {
+    for (const Index rows : {Index{1}, Index{5}, Index{16}, Index{37}}) {
+      CAPTURE(k);
+      CAPTURE(rows);
+      const Matrix<float> block = awkward_block(gen, rows, k);
+      for (const float inv_tau : {1.0f, 2.0f, 0.1f, 30.0f}) {
+        float max[detail::kMaxBlockRows];
+        for (Index r = 0; r < rows; ++r) REQUIRE(generic::row_max(block.data() + r * k, k, max[r]));
+        Matrix<float> a = block, b = block;
+        generic::softmax_block(a.data(), rows, k, max, inv_tau);
+        vector_block(b.data(), rows, k, max, inv_tau);
+        CHECK(same_bits(a.data(), b.data(), a.size()));
+        for (const bool with_one_hot : {false, true}) {
+          Matrix<float> ga = block, gb = block;
+          Matrix<float> ha = Matrix<float>::Constant(rows, k, 5.0f), hb = ha;
+          REQUIRE(simd::use_kernel_set(simd::KernelSet::generic));
+          const Index bad_a = detail::kernels::softmax_rows(ga.data(), rows, k, inv_tau,
+                                                            with_one_hot ? ha.data() : nullptr);
+          REQUIRE(simd::use_kernel_set(set));
+          const Index bad_b = detail::kernels::softmax_rows(gb.data(), rows, k, inv_tau,
+                                                            with_one_hot ? hb.data() : nullptr);
+          REQUIRE(bad_a == -1);
+          REQUIRE(bad_b == -1);
+          CHECK(same_bits(ga.data(), gb.data(), ga.size()));
+          CHECK(ha == hb);
+        }
+      }
+    }
+  }
+  for (const Index k : {Index{10}, Index{40}}) {
+    for (const float bad : {std::nanf(""), kInf, -kInf}) {
+      Matrix<float> block = gen.normal<float>(9, k);
+      if (bad == -kInf)
+        block.row(6).setConstant(bad);
+      else
+        block(6, 3) = bad;
+      Matrix<float> hot(9, k);
+      for (const simd::KernelSet s : {simd::KernelSet::generic, set}) {
+        REQUIRE(simd::use_kernel_set(s));
+        CHECK(detail::kernels::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f) == 6);
+        CHECK(detail::kernels::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f, hot.data()) ==
+              6);
+      }
+    }
+  }
+  simd::use_vector_kernels(true);
+}
+#endif
 
 }  // namespace
 
@@ -278,57 +337,7 @@ TEST_CASE("AVX-512 twins: row maximum, argmax and block argmax") {
 
 TEST_CASE(
     "AVX-512 twins: softmax of blocks of rows, long and short, with and without one-hot rows") {
-  Generator gen(12);
-  for (const Index k :
-       {Index{1}, Index{3}, Index{10}, Index{16}, Index{17}, Index{33}, Index{100}}) {
-    for (const Index rows : {Index{1}, Index{5}, Index{16}, Index{37}}) {
-      CAPTURE(k);
-      CAPTURE(rows);
-      const Matrix<float> block = awkward_block(gen, rows, k);
-      for (const float inv_tau : {1.0f, 2.0f, 0.1f, 30.0f}) {
-        // softmax_block given the maxima: 16-lane sums for every k.
-        float max[detail::kMaxBlockRows];
-        for (Index r = 0; r < rows; ++r) REQUIRE(generic::row_max(block.data() + r * k, k, max[r]));
-        Matrix<float> a = block, b = block;
-        generic::softmax_block(a.data(), rows, k, max, inv_tau);
-        avx::softmax_block(b.data(), rows, k, max, inv_tau);
-        CHECK(same_bits(a.data(), b.data(), a.size()));
-        // softmax_rows: the dispatch on and off, soft and with one-hot rows.
-        for (const bool with_one_hot : {false, true}) {
-          Matrix<float> ga = block, gb = block;
-          Matrix<float> ha = Matrix<float>::Constant(rows, k, 5.0f), hb = ha;
-          simd::use_vector_kernels(false);
-          const Index bad_a = detail::kernels::softmax_rows(ga.data(), rows, k, inv_tau,
-                                                            with_one_hot ? ha.data() : nullptr);
-          simd::use_vector_kernels(true);
-          const Index bad_b = detail::kernels::softmax_rows(gb.data(), rows, k, inv_tau,
-                                                            with_one_hot ? hb.data() : nullptr);
-          REQUIRE(bad_a == -1);
-          REQUIRE(bad_b == -1);
-          CHECK(same_bits(ga.data(), gb.data(), ga.size()));
-          CHECK(ha == hb);
-        }
-      }
-    }
-  }
-  // Unusable rows are reported by the same index.
-  for (const Index k : {Index{10}, Index{40}}) {
-    for (const float bad : {std::nanf(""), kInf, -kInf}) {
-      Matrix<float> block = gen.normal<float>(9, k);
-      if (bad == -kInf)
-        block.row(6).setConstant(bad);
-      else
-        block(6, 3) = bad;
-      Matrix<float> hot(9, k);
-      for (const bool on : {false, true}) {
-        simd::use_vector_kernels(on);
-        CHECK(detail::kernels::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f) == 6);
-        CHECK(detail::kernels::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f, hot.data()) ==
-              6);
-      }
-    }
-  }
-  simd::use_vector_kernels(true);
+  check_softmax_twins(simd::KernelSet::avx512, avx::softmax_block);
 }
 
 TEST_CASE("AVX-512 twins: one-hot rows, shifts by the row maximum, short-row softmax backward") {
@@ -426,48 +435,7 @@ TEST_CASE("AVX2 twins: row maximum and argmax, unusable rows included") {
 }
 
 TEST_CASE("AVX2 twins: softmax of blocks of rows, long and short, with and without one-hot rows") {
-  namespace v2 = gumbel::detail::avx2;
-  Generator gen(12);
-  for (const Index k : {Index{1}, Index{3}, Index{8}, Index{10}, Index{16}, Index{17}, Index{23},
-                        Index{24}, Index{33}, Index{100}}) {
-    for (const Index rows : {Index{1}, Index{5}, Index{37}}) {
-      CAPTURE(k);
-      CAPTURE(rows);
-      const Matrix<float> block = awkward_block(gen, rows, k);
-      for (const float inv_tau : {1.0f, 2.0f, 0.1f, 30.0f}) {
-        float max[detail::kMaxBlockRows];
-        for (Index r = 0; r < rows; ++r) REQUIRE(generic::row_max(block.data() + r * k, k, max[r]));
-        Matrix<float> a = block, b = block;
-        generic::softmax_block(a.data(), rows, k, max, inv_tau);
-        v2::softmax_block(b.data(), rows, k, max, inv_tau);
-        CHECK(same_bits(a.data(), b.data(), a.size()));
-        for (const bool with_one_hot : {false, true}) {
-          Matrix<float> ga = block, gb = block;
-          Matrix<float> ha = Matrix<float>::Constant(rows, k, 5.0f), hb = ha;
-          const Index bad_a = generic::softmax_rows(ga.data(), rows, k, inv_tau,
-                                                    with_one_hot ? ha.data() : nullptr);
-          const Index bad_b =
-              v2::softmax_rows(gb.data(), rows, k, inv_tau, with_one_hot ? hb.data() : nullptr);
-          REQUIRE(bad_a == -1);
-          REQUIRE(bad_b == -1);
-          CHECK(same_bits(ga.data(), gb.data(), ga.size()));
-          CHECK(ha == hb);
-        }
-      }
-    }
-  }
-  for (const Index k : {Index{10}, Index{40}}) {
-    for (const float bad : {std::nanf(""), kInf, -kInf}) {
-      Matrix<float> block = gen.normal<float>(9, k);
-      if (bad == -kInf)
-        block.row(6).setConstant(bad);
-      else
-        block(6, 3) = bad;
-      Matrix<float> hot(9, k);
-      CHECK(v2::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f, nullptr) == 6);
-      CHECK(v2::softmax_rows(Matrix<float>(block).data(), 9, k, 1.0f, hot.data()) == 6);
-    }
-  }
+  check_softmax_twins(simd::KernelSet::avx2, gumbel::detail::avx2::softmax_block);
 }
 
 TEST_CASE("AVX2 twins: Philox batches, their uniform floats, Gumbel noise from uniforms") {
