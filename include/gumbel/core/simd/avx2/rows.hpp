@@ -1,7 +1,7 @@
-// AVX2 kernels over rows and ranges of floats: Gumbel noise from uniforms, the row maximum and
-// argmax, the softmax of long rows (16 lanes as two registers of 8, the generic order) and the
-// exponential over a range. Short-row softmax sums and one-hot rows are the generic code's;
-// core/simd/dispatch.hpp combines them. Each returns the bits of its generic twin.
+// AVX2 kernels over rows of floats: Gumbel noise from uniforms, the row maximum and argmax, the
+// softmax of long rows (16 lanes as two registers of 8, the generic order) and of short rows (8
+// rows through 8 x 8 transposes). One-hot rows and the short-row backward are the generic
+// code's; core/simd/dispatch.hpp combines them. Each returns the bits of its generic twin.
 #pragma once
 
 #include "gumbel/core/simd/config.hpp"
@@ -39,15 +39,6 @@ inline void gumbel_from_uniforms(float* out, Index count, const float* shift, fl
     out[j] = shift ? (shift[j] + -offset) + g : g;
   }
 }
-
-/// x[j] <- 2^x[j] over a range, 8 at a time (the twin of generic::Exp2Range).
-struct Exp2Range {
-  void operator()(float* x, Index n) const noexcept {
-    Index j = 0;
-    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(x + j, exp2_flush(_mm256_loadu_ps(x + j)));
-    for (; j < n; ++j) x[j] = generic::exp2_flush(x[j]);
-  }
-};
 
 /// All bits set in lanes [0, n) of 8 (n may exceed 8): a mask for maskload and maskstore.
 inline __m256i first_lanes(Index n) noexcept {

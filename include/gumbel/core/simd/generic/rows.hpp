@@ -51,14 +51,6 @@ inline float sequential_row_sum(const float* row, Index k) noexcept {
   return s;
 }
 
-/// x[j] <- 2^x[j] (exp2_flush) over a range: the one step of the float softmax that a vector set
-/// replaces with its own twin (avx2::Exp2Range).
-struct Exp2Range {
-  void operator()(float* x, Index n) const noexcept {
-    for (Index j = 0; j < n; ++j) x[j] = exp2_flush(x[j]);
-  }
-};
-
 /// The largest entry of a row in `max`; false when the row has no finite maximum (all -inf, or
 /// a +inf or NaN anywhere).
 template <class T>
@@ -90,9 +82,9 @@ Index block_argmax(const T* block, Index rows, Index k, Index* argmax) {
 /// In place, for each of `rows` rows of length k: row <- softmax(row * inv_tau), given each
 /// row's maximum. The exponential runs once over the whole block. Float rows are summed in 16
 /// lanes, or left to right with `sequential` (the orders of the two vector kernels).
-template <class T, class Exp2 = Exp2Range>
+template <class T>
 void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau,
-                   bool sequential = false, Exp2 exp2_range = {}) {
+                   bool sequential = false) {
   if constexpr (std::is_same_v<T, float>) {
     // e^((x - max) / tau) = 2^((x - max) scale), scale = log2(e) / tau, as the vector kernels.
     const float scale = inv_tau * kLog2e;
@@ -101,14 +93,14 @@ void softmax_block(T* block, Index rows, Index k, const T* row_max, T inv_tau,
       const float max = row_max[r];
       for (Index j = 0; j < k; ++j) row[j] = (row[j] - max) * scale;
     }
-    exp2_range(block, rows * k);
+    for (Index j = 0; j < rows * k; ++j) block[j] = exp2_flush(block[j]);
     for (Index r = 0; r < rows; ++r) {
       float* row = block + r * k;
       const float inv_sum = 1.0f / (sequential ? sequential_row_sum(row, k) : lane_row_sum(row, k));
       for (Index j = 0; j < k; ++j) row[j] *= inv_sum;
     }
   } else {
-    (void)sequential, (void)exp2_range;
+    (void)sequential;
     for (Index r = 0; r < rows; ++r) {
       RowArray<T> row(block + r * k, k);
       row = (row - row_max[r]) * inv_tau;
@@ -133,9 +125,8 @@ void write_one_hot(T* block, Index rows, Index k, const Index* argmax) {
 /// `one_hot` given, also writes there the one-hot rows of each row's row_argmax (taken before
 /// the softmax). Returns the first unusable row (the block is then unfinished), or -1. Float
 /// rows of at most kShortRow are summed left to right, longer ones in 16 lanes.
-template <class T, class Exp2 = Exp2Range>
-Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullptr,
-                   Exp2 exp2_range = {}) {
+template <class T>
+Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullptr) {
   Index argmax[kMaxBlockRows];
   T max[kMaxBlockRows];
   for (Index r = 0; r < rows; ++r) {
@@ -144,7 +135,7 @@ Index softmax_rows(T* block, Index rows, Index k, T inv_tau, T* one_hot = nullpt
     if (!usable) return r;
     if (one_hot) max[r] = row[argmax[r]];
   }
-  softmax_block(block, rows, k, max, inv_tau, k <= kShortRow, exp2_range);
+  softmax_block(block, rows, k, max, inv_tau, k <= kShortRow);
   if (one_hot) write_one_hot(one_hot, rows, k, argmax);
   return -1;
 }
