@@ -1,4 +1,4 @@
-// The reverse-mode tape and the variable handle users pass around.
+// The reverse-mode tape (the variable handle is in core/var.hpp).
 //
 // A tape records one node per op. A node's value is a whole matrix held in the tape's arena;
 // its backward is a small closure, also in the arena, that adds the node's gradient into its
@@ -19,11 +19,9 @@
 #include "gumbel/core/parameter.hpp"
 #include "gumbel/core/sizes.hpp"
 #include "gumbel/core/types.hpp"
+#include "gumbel/core/var.hpp"
 
 namespace gumbel {
-
-template <class T>
-class Tape;
 
 namespace detail {
 /// A number no backward has used before, on any tape (parameters may be shared by tapes).
@@ -33,143 +31,8 @@ inline std::uint64_t next_backward_stamp() {
 }
 }  // namespace detail
 
-/// Where a backward puts one operand's gradient contribution. Intermediate gradients are not
-/// zeroed before backward: the first op to write one assigns its contribution, later ones add.
-template <class T>
-class GradSink {
- public:
-  GradSink(MatrixMap<T> grad, bool unwritten) : grad_(grad), unwritten_(unwritten) {}
-
-  /// grad += contribution (assigned when it is the first), for a full-shape array expression.
-  template <class Contribution>
-  void add(const Contribution& contribution) {
-    if (unwritten_) {
-      grad_.array() = contribution;
-    } else {
-      grad_.array() += contribution;
-    }
-  }
-
-  /// The same for row i, for backwards that go row by row; every row must be written.
-  template <class Contribution>
-  void add_row(Index i, const Contribution& contribution) {
-    if (unwritten_) {
-      grad_.row(i).array() = contribution;
-    } else {
-      grad_.row(i).array() += contribution;
-    }
-  }
-
-  /// Whether writes assign (nothing was written before) or must add, and the memory itself, for
-  /// kernels that write whole rows their own way; every row must be written.
-  bool assigns() const { return unwritten_; }
-  T* data() { return grad_.data(); }
-
-  /// The gradient, zeroed first if nothing had been written: for partial or accumulating
-  /// writes (a broadcast sum, a matrix product adding into its output).
-  MatrixMap<T> zeroed() {
-    if (unwritten_) grad_.setZero();
-    unwritten_ = false;
-    return grad_;
-  }
-
- private:
-  MatrixMap<T> grad_;
-  bool unwritten_;
-};
-
-/// A handle to one node of a tape: cheap to copy, valid until the tape is cleared.
-template <class T>
-class Var {
- public:
-  using Scalar = T;
-
-  Var() = default;
-
-  Index rows() const { return node().rows; }
-  Index cols() const { return node().cols; }
-  Index size() const { return node().rows * node().cols; }
-  bool requires_grad() const { return node().grad != nullptr; }
-
-  /// The node's value, read-only.
-  ConstMatrixMap<T> value() const {
-    const auto& n = node();
-    return ConstMatrixMap<T>(n.value, n.rows, n.cols);
-  }
-
-  /// The gradient of the last backward() with respect to this node (zero where backward did not
-  /// reach it).
-  ConstMatrixMap<T> grad() const {
-    const MatrixMap<T> g = grad_mut();
-    return ConstMatrixMap<T>(g.data(), g.rows(), g.cols());
-  }
-
-  /// The value of a 1x1 node.
-  T item() const {
-    const auto& n = node();
-    if (n.rows != 1 || n.cols != 1) {
-      detail::fail<ShapeError>("Var::item", "needs a 1x1 value, got ", shape_str(n.rows, n.cols));
-    }
-    return *n.value;
-  }
-
-  /// The tape this variable lives on.
-  Tape<T>& tape() const {
-    node();
-    return *tape_;
-  }
-
-  /// True for a default-constructed variable.
-  bool empty() const noexcept { return tape_ == nullptr; }
-
-  /// True while the tape that made this variable has not been cleared since.
-  bool valid() const noexcept { return tape_ != nullptr && tape_->generation_ == generation_; }
-
-  /// Write access for op implementations: the output value in forward; in backward, the
-  /// gradient to add into (other ops may have contributed already), zeroed first when nothing
-  /// has been written into it yet.
-  MatrixMap<T> value_mut() const {
-    const auto& n = node();
-    return MatrixMap<T>(n.value, n.rows, n.cols);
-  }
-  MatrixMap<T> grad_mut() const { return grad_sink().zeroed(); }
-
-  /// The gradient as a backward writes it: a map and whether nothing has been written into it
-  /// since backward() began. In that case a contribution covering the whole matrix may be
-  /// assigned rather than added, which saves a pass of zeroing; see GradSink.
-  GradSink<T> grad_sink() const {
-    const auto& n = node();
-    if (n.grad == nullptr) {
-      detail::fail<TapeError>("Var::grad", "this variable does not require a gradient (a constant",
-                              " or a value computed from constants only)");
-    }
-    auto& owner = tape_->nodes_[n.owner];  // an alias shares its source's gradient and state
-    const bool unwritten = owner.unwritten;
-    owner.unwritten = false;
-    return GradSink<T>(MatrixMap<T>(n.grad, n.rows, n.cols), unwritten);
-  }
-
- private:
-  friend class Tape<T>;
-  Var(Tape<T>* tape, std::uint32_t index, std::uint32_t generation)
-      : tape_(tape), index_(index), generation_(generation) {}
-
-  const typename Tape<T>::Node& node() const {
-    if (tape_ == nullptr) {
-      detail::fail<TapeError>("Var",
-                              "used an empty variable (default-constructed, never assigned)");
-    }
-    if (tape_->generation_ != generation_) {
-      detail::fail<TapeError>("Var", "used a variable whose tape was cleared since it was made");
-    }
-    return tape_->nodes_[index_];
-  }
-
-  Tape<T>* tape_ = nullptr;
-  std::uint32_t index_ = 0;
-  std::uint32_t generation_ = 0;
-};
-
+/// Records one node per op and runs reverse mode over them; owns every node's value and
+/// gradient (in its arena) until clear().
 template <class T>
 class Tape {
  public:
