@@ -15,7 +15,6 @@ class MpiEngine : public StepEngine {
               gumbel::optim::Optimizer<float>& optimizer) override {
     return step_of(ddp_, rows, loss_of, context, optimizer);
   }
-  gumbel::parallel::BlockSpan my_rows(Index rows) const override { return ddp_.my_rows(rows); }
   bool writes_outputs() const override { return ddp_.rank() == 0; }
   void synchronize_state(gumbel::optim::Optimizer<float>& optimizer) override {
     ddp_.synchronize_state(optimizer);

@@ -148,7 +148,6 @@ class LocalEngine : public StepEngine {
               gumbel::optim::Optimizer<float>& optimizer) override {
     return step_of(data_parallel_, rows, loss_of, context, optimizer);
   }
-  gumbel::parallel::BlockSpan my_rows(Index rows) const override { return {0, rows}; }
   bool writes_outputs() const override { return true; }
 
  private:
@@ -264,20 +263,9 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
     for (Index step = 0; step < steps; ++step) {
       const Index begin = step * o.batch_size;
       const Index rows = std::min(o.batch_size, n_train - begin);
-      // Only the rows this process computes (all of them unless distributed).
-      const gumbel::parallel::BlockSpan mine = engine->my_rows(rows);
-      if (dynamic) {  // each pixel 1 with probability byte / 255, drawn anew
-        pixels.fill_uniform(uniforms.data(), rows * shape.pixels);
-        for (Index r = mine.begin; r < mine.end; ++r) {
-          batch.row(r) = ((uniforms.row(r).array() * 255.0f) <
-                          train.bytes.row(order[std::size_t(begin + r)]).cast<float>().array())
-                             .cast<float>();
-        }
-      } else {
-        for (Index r = mine.begin; r < mine.end; ++r) {
-          batch.row(r) = examples::to_unit_range(train.bytes.row(order[std::size_t(begin + r)]));
-        }
-      }
+      // Dynamic binarisation: each pixel 1 with probability byte / 255, drawn anew. Every
+      // process draws the whole batch's uniforms, so a row's pixels do not depend on the split.
+      if (dynamic) pixels.fill_uniform(uniforms.data(), rows * shape.pixels);
       tau = temperature.at(step, adam.steps());
       if (o.lr_decay != 1.0) {  // a function of the global step, so a resume continues it
         adam.set_lr(float(o.lr * std::pow(o.lr_decay, double(adam.steps() / o.lr_decay_every))));
@@ -294,6 +282,16 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
         gumbel::Generator own = o.blocks == 1
                                     ? gumbel::Generator()
                                     : noise.subsequence(std::uint64_t(step * o.blocks + b));
+        // The block gathers its own rows of the batch, on the thread that computes it.
+        for (Index r = first; r < last; ++r) {
+          const auto image = train.bytes.row(order[std::size_t(begin + r)]);
+          if (dynamic) {
+            batch.row(r) =
+                ((uniforms.row(r).array() * 255.0f) < image.cast<float>().array()).cast<float>();
+          } else {
+            batch.row(r) = examples::to_unit_range(image);
+          }
+        }
         const Var x = tape.constant(batch.middleRows(first, last - first));
         return model
             .forward(x, float(tau), o.blocks == 1 ? noise : own, estimator, o.rao_samples, rows)

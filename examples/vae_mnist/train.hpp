@@ -78,8 +78,6 @@ class StepEngine {
   /// batch's loss.
   virtual double step(Index rows, LossOf loss_of, void* context,
                       gumbel::optim::Optimizer<float>& optimizer) = 0;
-  /// The rows of a global batch of `rows` this process computes (the only ones it gathers).
-  virtual gumbel::parallel::BlockSpan my_rows(Index rows) const = 0;
   /// Whether this process writes pictures, reports and checkpoints (rank 0 of several).
   virtual bool writes_outputs() const = 0;
   /// Makes the optimizer's state whole on this process before it is saved (every process
