@@ -1,5 +1,5 @@
 // The handle users pass around (Var) and where a backward writes an operand's gradient
-// (GradSink). Both read their tape's nodes, so they are complete only with core/tape.hpp, which
+// (GradSink). A Var reads its tape's nodes, so it is usable only with core/tape.hpp, which
 // includes this header: include that one.
 #pragma once
 
