@@ -5,8 +5,9 @@
 #   portable  clang++ without -march=native and without OpenMP: the library's tests on the
 #             generic kernels and clang's optimiser, and the one-thread build;
 #   tsan      clang++ with ThreadSanitizer: the library's and the example's test programs;
-#   sanitize  clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test and example,
-#             the fuzzers, the consumer through pkg-config.
+#   sanitize  clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test and example
+#             (the docs' code blocks run in the gcc build), the fuzzers, the consumer through
+#             pkg-config.
 # Build trees go to build-test-*/ beside this script's repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +56,12 @@ done
 
 # -O1 keeps the sanitized suite fast enough; Eigen's own asserts stay on (no NDEBUG). The
 # libFuzzer targets (IDX reader, checkpoint loader) run 30 s each inside this ctest. The MPI
-# programs are the GCC suite's (MPI's own libraries are not instrumented). The consumer test
+# programs are the GCC suite's (MPI's own libraries are not instrumented), and so are the docs'
+# code blocks (each a whole program on the umbrella header, about a minute apiece to compile
+# with the sanitizers, which kept the whole script near its 45-minute budget). The consumer test
 # compiles a downstream program through pkg-config with clang++.
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
           -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_SANITIZE=ON -DGUMBEL_FUZZ=ON \
-          -DGUMBEL_CONSUMER_WAYS=pkg-config -DGUMBEL_FUZZ_SECONDS=30 -DGUMBEL_MPI=OFF
+          -DGUMBEL_CONSUMER_WAYS=pkg-config -DGUMBEL_FUZZ_SECONDS=30 -DGUMBEL_MPI=OFF \
+          -DGUMBEL_DOC_SNIPPETS=OFF
 echo "== all test suites passed"
