@@ -9,17 +9,9 @@
 #include "test_util.hpp"
 
 using namespace gumbel;
+using test::logistic;
 using test::Md;
 using test::message_of;
-
-namespace {
-
-/// P(1) of a Bernoulli with this logit, in double.
-double sigmoid(double l) {
-  return 1.0 / (1.0 + std::exp(-l));
-}
-
-}  // namespace
 
 TEST_CASE_TEMPLATE("binary_concrete: hard samples are Bernoulli(sigmoid(l)), at any logit", T,
                    float, double) {
@@ -37,7 +29,7 @@ TEST_CASE_TEMPLATE("binary_concrete: hard samples are Bernoulli(sigmoid(l)), at 
   CHECK(y.value()(0, 0) == T(0));
   CHECK(y.value()(0, 1) == T(1));
   for (Index j = 0; j < l.cols(); ++j) {
-    const double p = sigmoid(logits[std::size_t(j)]);
+    const double p = logistic(logits[std::size_t(j)]);
     const double freq = double(y.value().col(j).bottomRows(draws - 1).sum()) / double(draws - 1);
     const double se = std::sqrt(std::max(p * (1 - p), 1e-12) / double(draws - 1));
     INFO("logit " << logits[std::size_t(j)] << ": frequency " << freq << ", p " << p);
@@ -56,7 +48,7 @@ TEST_CASE_TEMPLATE("binary_concrete: soft samples follow the Binary Concrete CDF
       binary_concrete(tape.constant(Matrix<T>::Constant(draws, 1, T(logit_value))), T(tau), gen);
   CHECK((y.value().array() >= T(0) && y.value().array() <= T(1)).all());
   for (const double q : {0.05, 0.3, 0.5, 0.8, 0.97}) {
-    const double cdf = sigmoid(tau * std::log(q / (1 - q)) - logit_value);
+    const double cdf = logistic(tau * std::log(q / (1 - q)) - logit_value);
     const double freq = double((y.value().array() <= T(q)).count()) / double(draws);
     const double se = std::sqrt(cdf * (1 - cdf) / double(draws));
     INFO("y <= " << q << ": frequency " << freq << ", CDF " << cdf);

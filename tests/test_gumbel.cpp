@@ -195,8 +195,9 @@ TEST_CASE("Concrete log-density: closed form, gradients, and it integrates to 1 
   for (const double tau : {0.5, 1.0, 2.5}) {
     CAPTURE(tau);
     const Md l2{{0.3, -0.4}};
+    Tape<double> tp;
     const auto density = [&](double t, bool mirror) {  // at (t, 1 - t), or (1 - t, t)
-      Tape<double> tp;
+      tp.clear();
       const Md point = mirror ? Md{{1 - t, t}} : Md{{t, 1 - t}};
       return std::exp(concrete_log_prob(tp.constant(point), tp.constant(l2), tau).item());
     };
@@ -248,8 +249,9 @@ TEST_CASE("Gumbel-top-k inclusion frequencies match the exact probabilities") {
 TEST_CASE("Gumbel-Rao: ST's forward value, ST itself with one sample, same mean, less variance") {
   const Md logits{{0.5, -0.3, 1.2, 0.0, -1.0}};
   const Md w{{1.0, -2.0, 0.5, 3.0, -1.0}};  // loss = <w, one-hot sample>
+  Tape<double> tape;  // one tape, cleared per draw, as a training loop uses it
   const auto gradient = [&](bool rao, Index samples, std::uint64_t seed, Md* value) {
-    Tape<double> tape;
+    tape.clear();
     Generator gen(seed);
     const auto l = tape.variable(logits);
     const auto y = rao ? gumbel_rao(l, 0.5, gen, samples) : gumbel_softmax(l, 0.5, gen, true);

@@ -7,16 +7,9 @@
 #include "test_util.hpp"
 
 using namespace gumbel;
+using test::logistic;
 using test::Md;
 using test::message_of;
-
-namespace {
-
-double sigmoid(double x) {
-  return 1.0 / (1.0 + std::exp(-x));
-}
-
-}  // namespace
 
 TEST_CASE_TEMPLATE("hard_concrete: exact 0 and 1 with the closed-form probabilities", T, float,
                    double) {
@@ -32,8 +25,8 @@ TEST_CASE_TEMPLATE("hard_concrete: exact 0 and 1 with the closed-form probabilit
   const Var<T> l0 = hard_concrete_l0(tape.constant(Matrix<T>(la.topRows(1))));
   for (Index j = 0; j < la.cols(); ++j) {
     const double a = log_alpha[std::size_t(j)];
-    const double p0 = sigmoid(o.beta * std::log(-o.gamma / o.zeta) - a);
-    const double p1 = sigmoid(a - o.beta * std::log((1 - o.gamma) / (o.zeta - 1)));
+    const double p0 = logistic(o.beta * std::log(-o.gamma / o.zeta) - a);
+    const double p1 = logistic(a - o.beta * std::log((1 - o.gamma) / (o.zeta - 1)));
     const double f0 = double((z.value().col(j).array() == T(0)).count()) / double(draws);
     const double f1 = double((z.value().col(j).array() == T(1)).count()) / double(draws);
     INFO("log_alpha " << a << ": P(0) " << p0 << " freq " << f0 << ", P(1) " << p1 << " freq "

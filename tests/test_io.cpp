@@ -18,20 +18,13 @@ namespace fs = std::filesystem;
 namespace {
 
 template <class T>
-struct Net : nn::Module<T> {
+struct TwoLayers : nn::Module<T> {
   nn::Linear<T> fc1, fc2;
-  explicit Net(Generator& gen) : fc1(3, 4, gen), fc2(4, 2, gen) {
+  explicit TwoLayers(Generator& gen) : fc1(3, 4, gen), fc2(4, 2, gen) {
     this->register_module("fc1", fc1);
     this->register_module("fc2", fc2);
   }
 };
-
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("gumbel_test_io_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -51,7 +44,7 @@ bool have_numpy() {
 }
 
 template <class T>
-bool same_values(Net<T>& a, Net<T>& b) {
+bool same_values(TwoLayers<T>& a, TwoLayers<T>& b) {
   const auto pa = a.parameters(), pb = b.parameters();
   for (std::size_t i = 0; i < pa.size(); ++i) {
     if (pa[i]->value != pb[i]->value) return false;
@@ -60,7 +53,7 @@ bool same_values(Net<T>& a, Net<T>& b) {
 }
 
 /// `steps` steps of `optimizer` on the squared error of `net` for (x, y).
-void train(Net<double>& net, optim::Optimizer<double>& optimizer, const Md& x, const Md& y,
+void train(TwoLayers<double>& net, optim::Optimizer<double>& optimizer, const Md& x, const Md& y,
            int steps) {
   Tape<double> tape;
   for (int s = 0; s < steps; ++s) {
@@ -74,9 +67,9 @@ void train(Net<double>& net, optim::Optimizer<double>& optimizer, const Md& x, c
 }  // namespace
 
 TEST_CASE_TEMPLATE("a module saves and loads by name, bit for bit", T, float, double) {
-  const fs::path dir = scratch("roundtrip");
+  const fs::path dir = test::scratch_dir("io_roundtrip");
   Generator g1(1), g2(2);
-  Net<T> saved(g1), loaded(g2);
+  TwoLayers<T> saved(g1), loaded(g2);
   CHECK(!same_values(saved, loaded));
   io::save(saved, (dir / "net.npz").string());
   io::load(loaded, (dir / "net.npz").string());
@@ -91,10 +84,10 @@ TEST_CASE_TEMPLATE("a module saves and loads by name, bit for bit", T, float, do
 }
 
 TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
-  const fs::path dir = scratch("adam");
+  const fs::path dir = test::scratch_dir("io_adam");
   const Md x = test::normal(16, 3, 5), y = test::normal(16, 2, 6);
   Generator g1(7);
-  Net<double> a(g1);
+  TwoLayers<double> a(g1);
   optim::Adam<double> adam_a(a.parameters(), {0.01});
   train(a, adam_a, x, y, 10);
   io::save(a, (dir / "model.npz").string());
@@ -102,7 +95,7 @@ TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
   train(a, adam_a, x, y, 10);
 
   Generator g2(8);
-  Net<double> b(g2);
+  TwoLayers<double> b(g2);
   optim::Adam<double> adam_b(b.parameters(), {0.01});
   io::load(b, (dir / "model.npz").string());
   io::load(adam_b, b, (dir / "adam.npz").string());
@@ -112,14 +105,14 @@ TEST_CASE("Adam's state saved with the model resumes training bit for bit") {
 }
 
 TEST_CASE("any optimizer's state saves by name: SGD's momentum resumes bit for bit") {
-  const fs::path dir = scratch("sgd");
+  const fs::path dir = test::scratch_dir("io_sgd");
   const Md x = test::normal(16, 3, 15), y = test::normal(16, 2, 16);
   optim::SGDOptions<double> options;
   options.lr = 0.05;
   options.momentum = 0.9;
   options.nesterov = true;
   Generator g1(17), g2(18);
-  Net<double> a(g1), b(g2);
+  TwoLayers<double> a(g1), b(g2);
   optim::SGD<double> sgd_a(a.parameters(), options), sgd_b(b.parameters(), options);
   train(a, sgd_a, x, y, 10);
   io::save_checkpoint((dir / "sgd.npz").string(), a, sgd_a);
@@ -138,9 +131,9 @@ TEST_CASE("any optimizer's state saves by name: SGD's momentum resumes bit for b
 }
 
 TEST_CASE("loading checks names, shapes and types, and changes nothing on an error") {
-  const fs::path dir = scratch("errors");
+  const fs::path dir = test::scratch_dir("io_errors");
   Generator gen(3);
-  Net<double> net(gen);
+  TwoLayers<double> net(gen);
   const std::string path = (dir / "net.npz").string();
   io::save(net, path);
   const Md before = net.fc1.weight.value;
@@ -177,9 +170,9 @@ TEST_CASE("loading checks names, shapes and types, and changes nothing on an err
 }
 
 TEST_CASE("every truncation and every corrupted byte of a file is a FileError or a clean load") {
-  const fs::path dir = scratch("corrupt");
+  const fs::path dir = test::scratch_dir("io_corrupt");
   Generator gen(4);
-  Net<float> net(gen);
+  TwoLayers<float> net(gen);
   const fs::path good = dir / "good.npz";
   io::save(net, good.string());
   const std::string bytes = slurp(good);
@@ -187,7 +180,7 @@ TEST_CASE("every truncation and every corrupted byte of a file is a FileError or
   int errors = 0;
   for (std::size_t n = 0; n < bytes.size(); ++n) {
     spill(bad, bytes.substr(0, n));
-    Net<float> target(gen);
+    TwoLayers<float> target(gen);
     try {
       io::load(target, bad.string());
     } catch (const FileError& e) {
@@ -201,7 +194,7 @@ TEST_CASE("every truncation and every corrupted byte of a file is a FileError or
     std::string flipped = bytes;
     flipped[i] = char(flipped[i] ^ 0x5A);
     spill(bad, flipped);
-    Net<float> target(gen);
+    TwoLayers<float> target(gen);
     try {
       io::load(target, bad.string());
       ++loads;
@@ -214,9 +207,9 @@ TEST_CASE("every truncation and every corrupted byte of a file is a FileError or
 
 TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/python3 + numpy)") {
   if (!have_numpy()) return;
-  const fs::path dir = scratch("numpy");
+  const fs::path dir = test::scratch_dir("io_numpy");
   Generator gen(5);
-  Net<double> net(gen);
+  TwoLayers<double> net(gen);
   io::save(net, (dir / "ours.npz").string());
   // NumPy reads every array with its name, shape and values, and writes them back three ways:
   // plain, with 1-D biases (as a PyTorch state_dict has them) and column-major, and compressed.
@@ -243,23 +236,23 @@ TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/p
   CHECK(sums.at(0).matrix<double>()(0, 0) == doctest::Approx(total).epsilon(1e-14));
   for (const char* file : {"theirs.npz", "torchlike.npz"}) {
     Generator other(6);
-    Net<double> loaded(other);
+    TwoLayers<double> loaded(other);
     io::load(loaded, (dir / file).string());
     CHECK(same_values(loaded, net));
   }
   Generator other(7);
-  Net<double> loaded(other);
+  TwoLayers<double> loaded(other);
   CHECK(test::message_of<FileError>([&] {
           io::load(loaded, (dir / "compressed.npz").string());
         }).find("is compressed (method 8): only stored members are read") != std::string::npos);
 }
 
 TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, checked as a whole") {
-  const fs::path dir = scratch("checkpoint");
+  const fs::path dir = test::scratch_dir("io_checkpoint");
   const std::string path = (dir / "ckpt.npz").string();
   const Md x = test::normal(8, 3, 9), y = test::normal(8, 2, 10);
   Generator g1(11);
-  Net<double> a(g1);
+  TwoLayers<double> a(g1);
   optim::Adam<double> adam_a(a.parameters(), {0.02});
   train(a, adam_a, x, y, 5);
   const std::string progress = "{\"epoch\": 5, \"note\": \"\\u00e9\\u0000\"}";
@@ -278,7 +271,7 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
   CHECK(names.back() == "progress");
 
   Generator g2(12);
-  Net<double> b(g2);
+  TwoLayers<double> b(g2);
   optim::Adam<double> adam_b(b.parameters(), {0.02});
   const auto extra = io::load_checkpoint(path, b, adam_b, {"progress"});
   REQUIRE(extra.count("progress") == 1);
@@ -291,7 +284,7 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
 
   // Errors name the file and the array; nothing changes on any of them.
   Generator g3(13);
-  Net<double> c(g3);
+  TwoLayers<double> c(g3);
   optim::Adam<double> adam_c(c.parameters(), {0.02});
   const Md before = c.fc1.weight.value;
   CHECK(test::message_of<FileError>([&] {
@@ -315,9 +308,9 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
 
 TEST_CASE("NumPy reads a checkpoint's bytes member as text (skipped without numpy)") {
   if (!have_numpy()) return;
-  const fs::path dir = scratch("numpy_bytes");
+  const fs::path dir = test::scratch_dir("io_numpy_bytes");
   Generator gen(14);
-  Net<float> net(gen);
+  TwoLayers<float> net(gen);
   optim::Adam<float> adam(net.parameters());
   io::save_checkpoint((dir / "ckpt.npz").string(), net, adam,
                       {io::bytes_to_npy("progress", "{\"epochs\": [1, 2]}")});
@@ -333,7 +326,7 @@ TEST_CASE("NumPy reads a checkpoint's bytes member as text (skipped without nump
           0);
   CHECK(slurp(out) == "2 uint8 0.0 (1, 2)\n");
   Generator other(15);
-  Net<float> loaded(other);
+  TwoLayers<float> loaded(other);
   optim::Adam<float> adam2(loaded.parameters());
   const auto extra = io::load_checkpoint((dir / "back.npz").string(), loaded, adam2, {"progress"});
   CHECK(extra.at("progress").bytes == "{\"epochs\": [1, 2]}");

@@ -152,19 +152,11 @@ bool have_torch() {
   return false;
 }
 
-/// An empty folder for a test's files.
-fs::path scratch(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("gumbel_test_torch_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 }  // namespace
 
 TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (needs torch)") {
   if (!have_torch()) return;
-  const fs::path dir = scratch("optim");
+  const fs::path dir = test::scratch_dir("torch_optim");
   const Md w0 = test::normal(3, 4, 1), b0 = test::normal(1, 4, 2);
   // Gradients of varied size: every seventh step large, so that clipping acts on some steps.
   Md gw(kSteps * 3, 4), gb(kSteps, 4);
@@ -205,7 +197,7 @@ TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (
 
 TEST_CASE("a PyTorch state_dict loads into the same model here and back (needs torch)") {
   if (!have_torch()) return;
-  const fs::path dir = scratch("state_dict");
+  const fs::path dir = test::scratch_dir("torch_state_dict");
   // The same architecture on both sides: Sequential(Linear(5, 8), Tanh, Linear(8, 3)).
   Generator gen(21);
   nn::Sequential<double> ours;

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
@@ -38,6 +40,20 @@ inline void require_gradients(const Fn& f, const std::vector<Md>& inputs) {
   const gumbel::GradCheckReport report = gumbel::check_gradients(f, inputs);
   INFO(report.summary());
   CHECK(report.max_error < 1e-6);
+}
+
+/// The logistic function 1 / (1 + e^-x) in double: P(1) of a Bernoulli with logit x.
+inline double logistic(double x) {
+  return 1.0 / (1.0 + std::exp(-x));
+}
+
+/// An empty folder `<temp>/gumbel_test_<name>` for one test's files.
+inline std::filesystem::path scratch_dir(const std::string& name) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("gumbel_test_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 /// The message of the exception thrown by f (empty if none), for checking error texts.
