@@ -44,8 +44,9 @@ echo "== portable: tests"
 # project's own code is suppressed.
 echo "== tsan: configure and build"
 cmake -S . -B build-test-tsan -DGUMBEL_WERROR=ON -DGUMBEL_BUILD_TESTS=ON -DGUMBEL_BUILD_EXAMPLES=ON \
-      -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" \
-      -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_TSAN=ON -DGUMBEL_MPI=OFF >/dev/null
+      -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Debug \
+      -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_CXX_COMPILER=clang++ \
+      -DGUMBEL_TSAN=ON -DGUMBEL_MPI=OFF >/dev/null
 cmake --build build-test-tsan -j "${jobs}" --target gumbel_tests vae_tests
 archer=$(ls /usr/lib/llvm-*/lib/libarcher.so | sort -V | tail -n 1)
 echo "== tsan: tests (OpenMP tool ${archer})"
