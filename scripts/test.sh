@@ -3,7 +3,8 @@
 #   gcc       g++ -march=native with OpenMP: every test, the benchmarks (and their allocation
 #             counts), the MPI programs on 1 to 4 ranks, the consumer's three ways;
 #   portable  clang++ without -march=native and without OpenMP: the library's tests on the
-#             generic kernels and clang's optimiser, and the one-thread build;
+#             generic kernels and clang's optimiser, and the one-thread build, each test file
+#             compiled alone (the other builds compile them in batches, GUMBEL_UNITY_TESTS);
 #   tsan      clang++ with ThreadSanitizer: the library's and the example's test programs;
 #   sanitize  clang++ with AddressSanitizer + UndefinedBehaviorSanitizer: every test and example
 #             (the docs' code blocks run in the gcc build), the fuzzers, the consumer through
@@ -28,12 +29,13 @@ run_suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DGUMBEL_BUILD
 
 # The portable kernels: the library's tests built by clang without -march=native, so that the
 # generic float paths (sampling, noise, exp and log on SSE2 packets) run on this CPU as well;
-# and without OpenMP, so that the one-thread build is tested too.
+# and without OpenMP, so that the one-thread build is tested too. Its test files compile one by
+# one, so that each stays complete on its own.
 echo "== portable: configure and build"
 cmake -S . -B build-test-portable -DGUMBEL_WERROR=ON -DGUMBEL_BUILD_TESTS=ON \
       -DGUMBEL_BUILD_EXAMPLES=OFF -DGUMBEL_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_CXX_COMPILER=clang++ -DGUMBEL_NATIVE=OFF -DGUMBEL_OPENMP=OFF -DGUMBEL_MPI=OFF \
-      >/dev/null
+      -DGUMBEL_UNITY_TESTS=OFF >/dev/null
 cmake --build build-test-portable -j "${jobs}" --target gumbel_tests
 echo "== portable: tests"
 (cd build-test-portable/tests && ./gumbel_tests)
