@@ -11,6 +11,10 @@
 // whole depth kc with its B panel (at most 40 KB) in L1. The depth blocks depend on the depth
 // alone, never on the rows, so a product split by rows among threads sums every element in the
 // same order as on one thread: results do not depend on the thread count.
+//
+// A layer's forward product x W^T with a wide W and few rows of x runs transposed instead
+// (product_swapped): W's rows are read in place, x is packed, and the tiles are stored
+// transposed, each element with the same multiply-adds, so the same bits.
 #pragma once
 
 #include "gumbel/core/simd/config.hpp"
@@ -187,17 +191,123 @@ void product(float* c, Index ldc, const Operand& a, const Operand& b, float alph
   }
 }
 
+/// acc (Mr rows x 32 columns) added into c transposed: c[j * ldc + r] += alpha * acc(r, j) for
+/// r < rows and j < cols, with the same multiply-add per element as store_tile.
+template <int Mr>
+inline void store_tile_transposed(const __m512 (&lo)[std::size_t{Mr}],
+                                  const __m512 (&hi)[std::size_t{Mr}], float* c, Index ldc,
+                                  Index rows, Index cols, float alpha) {
+  const __m512 va = _mm512_set1_ps(alpha);
+  const __mmask16 lanes = first_lanes(rows);
+  for (Index half = 0; half < 2; ++half) {
+    __m512 t[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+      t[r] = r < Mr ? (half == 0 ? lo[r] : hi[r]) : _mm512_setzero_ps();
+    }
+    transpose16x16(t);
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j) {
+      if (16 * half + j >= cols) return;
+      float* row = c + (16 * half + j) * ldc;
+      _mm512_mask_storeu_ps(row, lanes,
+                            _mm512_fmadd_ps(t[j], va, _mm512_maskz_loadu_ps(lanes, row)));
+    }
+  }
+}
+
+/// One tile of the swapped product: Mr rows of a read where they lie (row r at a + r lda; rows
+/// past `rows` repeat the last one, their sums never stored) against a 32-column panel of b,
+/// stored transposed.
+template <int Mr>
+inline void tile_unpacked_a(Index kc, const float* a, Index lda, const float* b, float* c,
+                            Index ldc, Index rows, Index cols, float alpha) {
+  __m512 lo[std::size_t{Mr}];
+  __m512 hi[std::size_t{Mr}];
+  const float* row[std::size_t{Mr}];
+#pragma GCC unroll 16
+  for (int r = 0; r < Mr; ++r) {
+    lo[r] = _mm512_setzero_ps();
+    hi[r] = _mm512_setzero_ps();
+    row[r] = a + std::min<Index>(r, rows - 1) * lda;
+  }
+  for (Index k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b + k * kNr);
+    const __m512 b1 = _mm512_load_ps(b + k * kNr + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < Mr; ++r) {
+      const __m512 av = _mm512_set1_ps(row[r][k]);
+      lo[r] = _mm512_fmadd_ps(av, b0, lo[r]);
+      hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
+    }
+  }
+  store_tile_transposed<Mr>(lo, hi, c, ldc, rows, cols, alpha);
+}
+
+/// c += alpha a b^T-stored, computed as its transpose: for b a transposed operand (a stored
+/// n x depth matrix W, b = W^T) and a not transposed, c^T = W a^T, where W's rows are read in
+/// place and only a is packed. Pays when W is much larger than a (a layer's weights against a
+/// small batch): packing W would cost a transpose of all of it per product. Every element is
+/// the same sequence of multiply-adds as in product(), so the same bits.
+template <int Mr, class Operand>
+void product_swapped(float* c, Index ldc, const Operand& a, const Operand& b, float alpha,
+                     Index kc_block) {
+  const Index m = a.rows;
+  const Index n = b.cols;
+  const Index depth = a.cols;
+  const Operand at{a.data, depth, m, a.stride, true};  // a^T: depth x m
+  const Index kc_max = std::min(kc_block, depth);
+  const Index nc_max = (std::min(kNc, m) + kNr - 1) / kNr * kNr;
+  float* packed = workspace(kc_max * nc_max);
+  for (Index ic = 0; ic < m; ic += kNc) {
+    const Index nc = std::min(kNc, m - ic);
+    for (Index pc = 0; pc < depth; pc += kc_block) {
+      const Index kc = std::min(kc_block, depth - pc);
+      pack_b(at, pc, kc, ic, nc, packed);
+      for (Index jr = 0; jr < n; jr += Mr) {
+        const float* w = b.data + jr * b.stride + pc;
+        for (Index ir = 0; ir < nc; ir += kNr) {
+          tile_unpacked_a<Mr>(kc, w, b.stride, packed + ir * kc, c + (ic + ir) * ldc + jr, ldc,
+                              std::min<Index>(Mr, n - jr), std::min(kNr, nc - ir), alpha);
+        }
+      }
+    }
+  }
+}
+
 /// Depth blocks of equal size, at most 320 deep (a 40 KB B panel).
 inline Index depth_block(Index depth) {
   const Index blocks = (depth + 319) / 320;
   return (depth + blocks - 1) / blocks;
 }
 
+/// Whether product_swapped should run: b a transposed operand (a layer's weights W as W^T) at
+/// least four times as wide as a is tall (a batch, or a thread's share of one). The swap saves
+/// the transpose of all of W and pays for it with the padding of a's rows to 32-row tiles: in
+/// the VAE's steps (blocks of 50 rows, W read back from L3 after each update) two-block steps
+/// run 5-10% faster; with W hot in L2 and 100-row blocks it can lose a few percent.
+template <class Operand>
+bool swap_pays(const Operand& a, const Operand& b) {
+  return b.transposed && !a.transposed && b.cols >= 4 * a.rows;
+}
+
 /// c += alpha * a * b. Picks the tile height that wastes the fewest padded rows.
 template <class Operand>
 void gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha) {
-  const Index m = a.rows;
   const Index kc_block = depth_block(a.cols);
+  if (swap_pays(a, b)) {
+    const Index n = b.cols;
+    const auto padded = [n](Index mr) { return (n + mr - 1) / mr * mr; };
+    if (padded(12) <= padded(10) && padded(12) <= padded(8)) {
+      product_swapped<12>(c, ldc, a, b, alpha, kc_block);
+    } else if (padded(10) <= padded(8)) {
+      product_swapped<10>(c, ldc, a, b, alpha, kc_block);
+    } else {
+      product_swapped<8>(c, ldc, a, b, alpha, kc_block);
+    }
+    return;
+  }
+  const Index m = a.rows;
   const auto padded = [m](Index mr) { return (m + mr - 1) / mr * mr; };
   if (padded(12) <= padded(10) && padded(12) <= padded(8)) {
     product<12>(c, ldc, a, b, alpha, kc_block);
