@@ -25,6 +25,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <type_traits>
 
 #include "gumbel/core/simd/avx512/math.hpp"
 #include "gumbel/core/types.hpp"
@@ -160,6 +161,17 @@ inline float* workspace(Index floats) {
   return space.data();
 }
 
+/// f(j0, cols, k0, kc) for each block of at most kNc of `n` columns and, within it, each depth
+/// block in order: every element's depth blocks are added in the same order by both products.
+template <class F>
+void for_each_block(Index n, Index depth, Index kc_block, F&& f) {
+  for (Index j0 = 0; j0 < n; j0 += kNc) {
+    for (Index k0 = 0; k0 < depth; k0 += kc_block) {
+      f(j0, std::min(kNc, n - j0), k0, std::min(kc_block, depth - k0));
+    }
+  }
+}
+
 template <int Mr, class Operand>
 void product(float* c, Index ldc, const Operand& a, const Operand& b, float alpha, Index kc_block) {
   const Index m = a.rows;
@@ -171,24 +183,20 @@ void product(float* c, Index ldc, const Operand& a, const Operand& b, float alph
   const Index b_floats = kc_max * nc_max;
   float* packed_b = workspace(b_floats + mc_block * kc_max);
   float* packed_a = packed_b + b_floats;  // b_floats is a multiple of 32: stays aligned
-  for (Index jc = 0; jc < n; jc += kNc) {
-    const Index nc = std::min(kNc, n - jc);
-    for (Index pc = 0; pc < depth; pc += kc_block) {
-      const Index kc = std::min(kc_block, depth - pc);
-      pack_b(b, pc, kc, jc, nc, packed_b);
-      for (Index ic = 0; ic < m; ic += mc_block) {
-        const Index mc = std::min(mc_block, m - ic);
-        pack_a<Mr>(a, ic, mc, pc, kc, packed_a);
-        for (Index jr = 0; jr < nc; jr += kNr) {
-          const Index w = std::min(kNr, nc - jr);
-          for (Index ir = 0; ir < mc; ir += Mr) {
-            tile<Mr>(kc, packed_a + ir * kc, packed_b + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
-                     std::min<Index>(Mr, mc - ir), w, alpha);
-          }
+  for_each_block(n, depth, kc_block, [&](Index jc, Index nc, Index pc, Index kc) {
+    pack_b(b, pc, kc, jc, nc, packed_b);
+    for (Index ic = 0; ic < m; ic += mc_block) {
+      const Index mc = std::min(mc_block, m - ic);
+      pack_a<Mr>(a, ic, mc, pc, kc, packed_a);
+      for (Index jr = 0; jr < nc; jr += kNr) {
+        const Index w = std::min(kNr, nc - jr);
+        for (Index ir = 0; ir < mc; ir += Mr) {
+          tile<Mr>(kc, packed_a + ir * kc, packed_b + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
+                   std::min<Index>(Mr, mc - ir), w, alpha);
         }
       }
     }
-  }
+  });
 }
 
 /// acc (Mr rows x 32 columns) added into c transposed: c[j * ldc + r] += alpha * acc(r, j) for
@@ -259,20 +267,16 @@ void product_swapped(float* c, Index ldc, const Operand& a, const Operand& b, fl
   const Index kc_max = std::min(kc_block, depth);
   const Index nc_max = (std::min(kNc, m) + kNr - 1) / kNr * kNr;
   float* packed = workspace(kc_max * nc_max);
-  for (Index ic = 0; ic < m; ic += kNc) {
-    const Index nc = std::min(kNc, m - ic);
-    for (Index pc = 0; pc < depth; pc += kc_block) {
-      const Index kc = std::min(kc_block, depth - pc);
-      pack_b(at, pc, kc, ic, nc, packed);
-      for (Index jr = 0; jr < n; jr += Mr) {
-        const float* w = b.data + jr * b.stride + pc;
-        for (Index ir = 0; ir < nc; ir += kNr) {
-          tile_unpacked_a<Mr>(kc, w, b.stride, packed + ir * kc, c + (ic + ir) * ldc + jr, ldc,
-                              std::min<Index>(Mr, n - jr), std::min(kNr, nc - ir), alpha);
-        }
+  for_each_block(m, depth, kc_block, [&](Index ic, Index nc, Index pc, Index kc) {
+    pack_b(at, pc, kc, ic, nc, packed);
+    for (Index jr = 0; jr < n; jr += Mr) {
+      const float* w = b.data + jr * b.stride + pc;
+      for (Index ir = 0; ir < nc; ir += kNr) {
+        tile_unpacked_a<Mr>(kc, w, b.stride, packed + ir * kc, c + (ic + ir) * ldc + jr, ldc,
+                            std::min<Index>(Mr, n - jr), std::min(kNr, nc - ir), alpha);
       }
     }
-  }
+  });
 }
 
 /// Depth blocks of equal size, at most 320 deep (a 40 KB B panel).
@@ -291,31 +295,41 @@ bool swap_pays(const Operand& a, const Operand& b) {
   return b.transposed && !a.transposed && b.cols >= 4 * a.rows;
 }
 
-/// c += alpha * a * b. Picks the tile height that wastes the fewest padded rows.
+/// The tile height (12, 10 or 8) that pads `rows` the least, the taller on a tie.
+inline int tile_height(Index rows) {
+  const auto padded = [rows](Index mr) { return (rows + mr - 1) / mr * mr; };
+  if (padded(12) <= padded(10) && padded(12) <= padded(8)) return 12;
+  return padded(10) <= padded(8) ? 10 : 8;
+}
+
+/// f(std::integral_constant<int, Mr>{}) for the tile height Mr of `rows`.
+template <class F>
+void with_tile_height(Index rows, F&& f) {
+  switch (tile_height(rows)) {
+    case 12:
+      f(std::integral_constant<int, 12>{});
+      break;
+    case 10:
+      f(std::integral_constant<int, 10>{});
+      break;
+    default:
+      f(std::integral_constant<int, 8>{});
+  }
+}
+
+/// c += alpha * a * b, in tiles of the height that wastes the fewest padded rows (of a, or of
+/// W when the product runs transposed).
 template <class Operand>
 void gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha) {
   const Index kc_block = depth_block(a.cols);
   if (swap_pays(a, b)) {
-    const Index n = b.cols;
-    const auto padded = [n](Index mr) { return (n + mr - 1) / mr * mr; };
-    if (padded(12) <= padded(10) && padded(12) <= padded(8)) {
-      product_swapped<12>(c, ldc, a, b, alpha, kc_block);
-    } else if (padded(10) <= padded(8)) {
-      product_swapped<10>(c, ldc, a, b, alpha, kc_block);
-    } else {
-      product_swapped<8>(c, ldc, a, b, alpha, kc_block);
-    }
+    with_tile_height(b.cols, [&](auto mr) {
+      product_swapped<decltype(mr)::value>(c, ldc, a, b, alpha, kc_block);
+    });
     return;
   }
-  const Index m = a.rows;
-  const auto padded = [m](Index mr) { return (m + mr - 1) / mr * mr; };
-  if (padded(12) <= padded(10) && padded(12) <= padded(8)) {
-    product<12>(c, ldc, a, b, alpha, kc_block);
-  } else if (padded(10) <= padded(8)) {
-    product<10>(c, ldc, a, b, alpha, kc_block);
-  } else {
-    product<8>(c, ldc, a, b, alpha, kc_block);
-  }
+  with_tile_height(a.rows,
+                   [&](auto mr) { product<decltype(mr)::value>(c, ldc, a, b, alpha, kc_block); });
 }
 
 }  // namespace gumbel::detail::avx512
