@@ -287,9 +287,9 @@ inline Index depth_block(Index depth) {
 
 /// Whether product_swapped should run: b a transposed operand (a layer's weights W as W^T) at
 /// least four times as wide as a is tall (a batch, or a thread's share of one). The swap saves
-/// the transpose of all of W and pays for it with the padding of a's rows to 32-row tiles: in
-/// the VAE's steps (blocks of 50 rows, W read back from L3 after each update) two-block steps
-/// run 5-10% faster; with W hot in L2 and 100-row blocks it can lose a few percent.
+/// the transpose of all of W and pays for it with the padding of a's rows to 32-row tiles: it
+/// wins where W comes back from L3 after each update, as in training, and loses a little with W
+/// hot in L2 (docs/performance.md, "Two cores in training").
 template <class Operand>
 bool swap_pays(const Operand& a, const Operand& b) {
   return b.transposed && !a.transposed && b.cols >= 4 * a.rows;
