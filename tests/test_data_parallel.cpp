@@ -404,3 +404,55 @@ TEST_CASE("tape: gradient buffers take the parameters' gradients, ready once per
   CHECK_THROWS_WITH_AS(tape.parameter(stranger), doctest::Contains("'stranger' is not one of"),
                        ValueError);
 }
+
+TEST_CASE("data parallel: a parameter recorded twice, through a view or not at all, each step") {
+  // The blocks' buffers are not zeroed before a step: the first write assigns. A parameter on
+  // two nodes must get both contributions, one seen through a reshape must get its own, and
+  // one a step leaves out (on the tape but unused, or not on it) must get zero, not the last
+  // step's gradient.
+  const Index rows = 7;
+  const Matrix<double> x = data<double>(rows, 3, 1);
+  Generator init(5, 2);
+  Parameter<double> w(init.normal<double>(4, 3), "w");
+  Parameter<double> v(init.normal<double>(3, 3), "v");
+  Parameter<double> u(init.normal<double>(2, 2), "u");
+  Parameter<double> o(init.normal<double>(1, 3), "o");
+  const ParameterList<double> params{&w, &v, &u, &o};
+  const auto loss_of = [&](Tape<double>& tape, Index step, Index begin, Index end) {
+    const Var<double> xs = tape.constant(x.middleRows(begin, end - begin));
+    const Var<double> a = linear(xs, tape.parameter(w));
+    const Var<double> b = linear(xs, tape.parameter(w));
+    const Var<double> vs = reshape(tape.parameter(v), 1, 9);
+    const Var<double> us = tape.parameter(u);
+    Var<double> loss = sum(mul(a, tanh(b))) + sum(square(vs)) * double(end - begin);
+    if (step % 2 == 0) {
+      loss = loss + (sum(square(us)) + sum(tape.parameter(o))) * double(end - begin);
+    }
+    return loss * (1.0 / double(rows));
+  };
+  for (const Index blocks : {1, 2, 3}) {
+    CAPTURE(blocks);
+    parallel::DataParallel<double> dp(params, blocks, 2);
+    for (Index step = 0; step < 3; ++step) {
+      CAPTURE(step);
+      zero_grad(params);
+      Tape<double> tape;
+      tape.backward(loss_of(tape, step, 0, rows));
+      const auto expected = grads_of(params);
+      dp.gradients(rows, [&](Tape<double>& tp, Index, Index begin, Index end) {
+        return loss_of(tp, step, begin, end);
+      });
+      const auto got = grads_of(params);
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        CAPTURE(params[i]->name);
+        if (i >= 2 && step % 2 == 1) {
+          CHECK(got[i].isZero(0));
+        } else {
+          const double scale = expected[i].cwiseAbs().maxCoeff();
+          CHECK(scale > 0);
+          CHECK((got[i] - expected[i]).cwiseAbs().maxCoeff() <= 1e-13 * scale);
+        }
+      }
+    }
+  }
+}

@@ -2,6 +2,7 @@
 #include "test_util.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -187,6 +188,14 @@ TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
           detail::gemm_accumulate<float>(MatrixMap<float>(split.data(), m, n), lhs, rhs, 0.75f);
           set_threads(1);
           CHECK((split - single).cwiseAbs().maxCoeff() == 0.0f);
+          // Assigned over NaN: the bits of adding into zeros, the old contents never read.
+          const float nan = std::numeric_limits<float>::quiet_NaN();
+          Matrix<float> zeros = Matrix<float>::Zero(m, n);
+          Matrix<float> assigned = Matrix<float>::Constant(m, n, nan);
+          detail::gemm_accumulate<float>(MatrixMap<float>(zeros.data(), m, n), lhs, rhs, 0.75f);
+          detail::gemm_assign<float>(MatrixMap<float>(assigned.data(), m, n), lhs, rhs, 0.75f);
+          CHECK(std::memcmp(assigned.data(), zeros.data(), sizeof(float) * std::size_t(m * n)) ==
+                0);
           if (variant == 2) {  // a x W^T, the product that can run transposed: the same bits
             const Index kc = detail::avx512::depth_block(k);
             const auto both_ways = [&](auto mr) {
@@ -197,6 +206,12 @@ TEST_CASE("the AVX-512 float product agrees with Eigen's at every edge") {
               detail::avx512::product_swapped<Mr>(swapped.data(), n, lhs, rhs, 0.75f, kc);
               CAPTURE(Mr);
               CHECK(swapped == packed);
+              Matrix<float> packed_set = Matrix<float>::Constant(m, n, nan);
+              Matrix<float> swapped_set = Matrix<float>::Constant(m, n, nan);
+              detail::avx512::product<Mr>(packed_set.data(), n, lhs, rhs, 0.75f, kc, true);
+              detail::avx512::product_swapped<Mr>(swapped_set.data(), n, lhs, rhs, 0.75f, kc, true);
+              CHECK(packed_set == zeros);
+              CHECK(swapped_set == zeros);
             };
             both_ways(std::integral_constant<int, 8>{});
             both_ways(std::integral_constant<int, 10>{});
@@ -234,8 +249,24 @@ TEST_CASE_TEMPLATE("products agree with Eigen's for every transpose, on 1 and 2 
         INFO("n = ", n, ", threads = ", threads, ", variant = ", variant);
         CHECK((out - expected).cwiseAbs().maxCoeff() <=
               tol<T>() * T(n) * (T(1) + expected.cwiseAbs().maxCoeff()));
+        // Assigned over NaN: the product alone, whatever the output held.
+        Matrix<T> assigned = Matrix<T>::Constant(n, n + 2, std::numeric_limits<T>::quiet_NaN());
+        detail::gemm_assign<T>(MatrixMap<T>(assigned.data(), n, n + 2), lhs, rhs, T(0.5));
+        CHECK((assigned - (expected - start)).cwiseAbs().maxCoeff() <=
+              tol<T>() * T(n) * (T(1) + expected.cwiseAbs().maxCoeff()));
       }
     }
   }
   set_threads(max_threads());
+  // An empty sum (depth 0) assigns zeros and adds nothing.
+  const Matrix<T> empty(4, 0);
+  const Matrix<T> empty_t(0, 5);
+  Matrix<T> out = Matrix<T>::Constant(4, 5, std::numeric_limits<T>::quiet_NaN());
+  detail::gemm_assign<T>(MatrixMap<T>(out.data(), 4, 5), detail::as_operand<T>(empty),
+                         detail::as_operand<T>(empty_t));
+  CHECK(out == Matrix<T>::Zero(4, 5));
+  out.setOnes();
+  detail::gemm_accumulate<T>(MatrixMap<T>(out.data(), 4, 5), detail::as_operand<T>(empty),
+                             detail::as_operand<T>(empty_t));
+  CHECK(out == Matrix<T>::Ones(4, 5));
 }

@@ -92,24 +92,37 @@ void gemm_serial_eigen(T* dst, Index dst_stride, const GemmOperand<T>& a, const 
   if (a.transposed && b.transposed) gemm_kernel<T, C, C>(dst, dst_stride, a, b, alpha);
 }
 
+/// dst += alpha a b, or dst = alpha a b with `assign` (a.cols > 0): the vector kernel then never
+/// reads dst; Eigen's adds into zeros, the same bits.
 template <class T>
 void gemm_serial(T* dst, Index dst_stride, const GemmOperand<T>& a, const GemmOperand<T>& b,
-                 T alpha) {
+                 T alpha, bool assign = false) {
   // Every float product, however few its rows: a product split among threads must sum each
   // element in the same order in every slice.
   if constexpr (std::is_same_v<T, float>) {
-    if (kernels::vector_gemm(dst, dst_stride, a, b, alpha)) return;
+    if (kernels::vector_gemm(dst, dst_stride, a, b, alpha, assign)) return;
+  }
+  if (assign) {
+    Eigen::Map<Matrix<T>, 0, Eigen::OuterStride<>>(dst, a.rows, b.cols,
+                                                   Eigen::OuterStride<>(dst_stride))
+        .setZero();
   }
   gemm_serial_eigen(dst, dst_stride, a, b, alpha);
 }
 
-/// dst += alpha * a * b for a row-major dst whose shape the caller has checked.
+/// dst += alpha * a * b, or with `assign` dst = alpha * a * b without reading dst (which may
+/// hold anything, NaN included), for a row-major dst whose shape the caller has checked.
 template <class T>
-void gemm_accumulate(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperand<T>& b,
-                     T alpha = T(1)) {
-  if (a.rows == 0 || b.cols == 0 || a.cols == 0) return;
+void gemm_into(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperand<T>& b, T alpha,
+               bool assign) {
+  if (a.rows == 0 || b.cols == 0) return;
+  if (a.cols == 0) {  // an empty sum
+    if (assign) dst.setZero();
+    return;
+  }
   // Tiny products: Eigen's coefficient-wise product beats packing (Eigen draws the line at 20).
   if (a.rows + b.cols + a.cols < 20) {
+    if (assign) dst.setZero();
     using Stride = Eigen::OuterStride<>;
     using RowMap = Eigen::Map<const Matrix<T>, 0, Stride>;
     using ColMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>, 0, Stride>;
@@ -131,7 +144,7 @@ void gemm_accumulate(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperan
   const int threads = max_threads();
   if (threads <= 1 || detail::in_parallel() || a.rows < 2 * threads ||
       a.rows * flops_per_row < (Index{1} << 21)) {
-    gemm_serial(dst.data(), dst.outerStride(), a, b, alpha);
+    gemm_serial(dst.data(), dst.outerStride(), a, b, alpha, assign);
     return;
   }
 #ifdef _OPENMP
@@ -144,10 +157,24 @@ void gemm_accumulate(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperan
     const Index end = a.rows * (part + 1) / parts;
     if (end > begin) {
       gemm_serial(dst.data() + begin * dst.outerStride(), dst.outerStride(),
-                  a.row_block(begin, end - begin), b, alpha);
+                  a.row_block(begin, end - begin), b, alpha, assign);
     }
   }
 #endif
+}
+
+/// dst += alpha * a * b for a row-major dst whose shape the caller has checked.
+template <class T>
+void gemm_accumulate(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperand<T>& b,
+                     T alpha = T(1)) {
+  gemm_into(dst, a, b, alpha, false);
+}
+
+/// dst = alpha * a * b, dst's old contents never read.
+template <class T>
+void gemm_assign(MatrixMap<T> dst, const GemmOperand<T>& a, const GemmOperand<T>& b,
+                 T alpha = T(1)) {
+  gemm_into(dst, a, b, alpha, true);
 }
 
 }  // namespace gumbel::detail

@@ -3,6 +3,7 @@
 // summed in a fixed order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <utility>
 #include <vector>
@@ -35,6 +36,7 @@ class GradientBuffers {
         views_.emplace_back(p->grad.data(), p->rows(), p->cols());
       }
     }
+    stale_.assign(params_.size(), 0);
   }
   // Views point into owned_ or the parameters: copies would share them.
   GradientBuffers(const GradientBuffers&) = delete;
@@ -63,12 +65,33 @@ class GradientBuffers {
   /// Sets every gradient to zero.
   void zero() {
     for (MatrixMap<T>& g : views_) g.setZero();
+    std::fill(stale_.begin(), stale_.end(), char{0});
   }
+
+  /// Sets every gradient to zero without writing it: each is marked stale, and the next
+  /// backward of a tape using these buffers assigns its first contribution to it instead of
+  /// adding it (a pass of zeroing saved) and zeroes, before calling `ready` on its parameter,
+  /// one it does not write. A stale gradient's memory holds old values: read a gradient only
+  /// after that backward, or after zero_stale().
+  void zero_lazily() { std::fill(stale_.begin(), stale_.end(), char{1}); }
+
+  /// Zeroes the gradients still stale (those of parameters the last backward did not reach).
+  void zero_stale() {
+    for (std::size_t s = 0; s < views_.size(); ++s) {
+      if (stale_[s]) views_[s].setZero();
+    }
+    std::fill(stale_.begin(), stale_.end(), char{0});
+  }
+
+  /// For Tape: whether a slot's memory is stale, and that a backward has written it.
+  bool stale(std::size_t slot) const { return stale_[slot] != 0; }
+  void mark_written(std::size_t slot) { stale_[slot] = 0; }
 
  private:
   ParameterList<T> params_;
   std::vector<Matrix<T>> owned_;  // reserved below: its matrices never move
   std::vector<MatrixMap<T>> views_;
+  std::vector<char> stale_;  // per slot: zero_lazily() marked it and no backward has written it
   std::size_t next_ = 0;
 };
 

@@ -87,6 +87,7 @@ class Tape {
       if (buffers_ != nullptr) {
         n.slot = static_cast<std::uint32_t>(buffers_->slot_of(p));
         n.grad = buffers_->grad(n.slot).data();
+        n.buffers = buffers_;
       } else {
         n.grad = p.grad.data();
       }
@@ -127,16 +128,25 @@ class Tape {
     // assigns (GradSink), and a node nothing was written into has no effect on the loss. A
     // parameter recorded more than once is ready only at its earliest node.
     // A node recorded with gradient buffers keeps its parameter's first node in first_of_slot_
-    // (this tape's own), the others in the parameter (shared by tapes on one thread).
+    // (this tape's own), the others in the parameter (shared by tapes on one thread). A slot
+    // the buffers hold stale (GradientBuffers::zero_lazily) starts unwritten, as an
+    // intermediate gradient does, with one flag for all of its nodes.
     const std::uint64_t stamp = detail::next_backward_stamp();
     first_of_slot_.clear();
+    slot_unwritten_.clear();
     for (std::uint32_t i = 0; i <= loss.index_; ++i) {
       Node& n = nodes_[i];
       n.unwritten = n.intermediate;
       if (n.parameter == nullptr) continue;
       if (n.slot != kNoSlot) {
-        if (n.slot >= first_of_slot_.size()) first_of_slot_.resize(n.slot + 1, kNoSlot);
-        if (first_of_slot_[n.slot] == kNoSlot) first_of_slot_[n.slot] = i;
+        if (n.slot >= first_of_slot_.size()) {
+          first_of_slot_.resize(n.slot + 1, kNoSlot);
+          slot_unwritten_.resize(n.slot + 1, 0);
+        }
+        if (first_of_slot_[n.slot] == kNoSlot) {
+          first_of_slot_[n.slot] = i;
+          slot_unwritten_[n.slot] = n.buffers->stale(n.slot) ? 1 : 0;
+        }
       } else if (n.parameter->backward_stamp_ != stamp) {
         n.parameter->backward_stamp_ = stamp;
         n.parameter->first_node_ = i;
@@ -149,13 +159,20 @@ class Tape {
       if (n.parameter == nullptr) continue;
       const std::uint32_t first =
           n.slot != kNoSlot ? first_of_slot_[n.slot] : n.parameter->first_node_;
-      if (first == i) ready(*n.parameter);
+      if (first != i) continue;
+      if (n.slot != kNoSlot) {  // a stale slot nothing wrote is zero
+        if (slot_unwritten_[n.slot]) MatrixMap<T>(n.grad, n.rows, n.cols).setZero();
+        slot_unwritten_[n.slot] = 0;
+        n.buffers->mark_written(n.slot);
+      }
+      ready(*n.parameter);
     }
   }
 
   /// Forgets every node; memory is kept for the next step. Variables made before are invalid.
   void clear() {
     nodes_.clear();
+    slot_unwritten_.clear();
     arena_.reset();
     ++generation_;
   }
@@ -240,8 +257,9 @@ class Tape {
     Index cols = 0;
     void (*backward)(void*) = nullptr;
     void* closure = nullptr;
-    Parameter<T>* parameter = nullptr;  // set on the leaf of a parameter
-    std::uint32_t slot = kNoSlot;       // the parameter's slot in gradient buffers, if any
+    Parameter<T>* parameter = nullptr;      // set on the leaf of a parameter
+    GradientBuffers<T>* buffers = nullptr;  // where its gradient is, if not in the parameter
+    std::uint32_t slot = kNoSlot;           // the parameter's slot in `buffers`
     // The node whose gradient memory this is: itself, or the source of an alias.
     std::uint32_t owner = 0;
     bool intermediate = false;  // its gradient restarts from zero at each backward
@@ -281,6 +299,7 @@ class Tape {
   std::vector<Node> nodes_;
   GradientBuffers<T>* buffers_ = nullptr;
   std::vector<std::uint32_t> first_of_slot_;  // per slot, during backward
+  std::vector<char> slot_unwritten_;          // per slot, during backward: nothing written yet
   std::uint32_t generation_ = 1;              // a default Var has generation 0 and no tape
   bool grad_enabled_ = true;
 };

@@ -46,6 +46,10 @@ class GradSink {
   bool assigns() const { return unwritten_; }
   T* data() { return grad_.data(); }
 
+  /// The gradient's memory as it is, for a writer that assigns every element when assigns()
+  /// and adds otherwise (a product into its output).
+  MatrixMap<T> memory() { return grad_; }
+
   /// The gradient, zeroed first if nothing had been written: for partial or accumulating
   /// writes (a broadcast sum, a matrix product adding into its output).
   MatrixMap<T> zeroed() {
@@ -125,8 +129,14 @@ class Var {
                               " or a value computed from constants only)");
     }
     auto& owner = tape_->nodes_[n.owner];  // an alias shares its source's gradient and state
-    const bool unwritten = owner.unwritten;
+    bool unwritten = owner.unwritten;
     owner.unwritten = false;
+    // A parameter's nodes in gradient buffers share one flag per slot (Tape::backward).
+    auto& slots = tape_->slot_unwritten_;
+    if (owner.slot < slots.size()) {
+      unwritten = slots[owner.slot] != 0;
+      slots[owner.slot] = 0;
+    }
     return GradSink<T>(MatrixMap<T>(n.grad, n.rows, n.cols), unwritten);
   }
 

@@ -16,13 +16,19 @@ void require_linear_input(const Var<T>& x, const Var<T>& weight) {
   }
 }
 
+/// v's gradient += a b; assigned, without a pass of zeroing, when nothing was written into it.
+template <class T>
+void gemm_into_grad(const Var<T>& v, const GemmOperand<T>& a, const GemmOperand<T>& b) {
+  GradSink<T> sink = v.grad_sink();
+  gemm_into(sink.memory(), a, b, T(1), sink.assigns());
+}
+
 /// The shared part of both linear backwards: dx += dy W, dW += dy^T x.
 template <class T>
 void linear_backward(const Var<T>& x, const Var<T>& weight, const Var<T>& y) {
-  if (x.requires_grad())
-    gemm_accumulate(x.grad_mut(), as_operand<T>(y.grad()), as_operand<T>(weight.value()));
+  if (x.requires_grad()) gemm_into_grad(x, as_operand<T>(y.grad()), as_operand<T>(weight.value()));
   if (weight.requires_grad())
-    gemm_accumulate(weight.grad_mut(), as_transposed<T>(y.grad()), as_operand<T>(x.value()));
+    gemm_into_grad(weight, as_transposed<T>(y.grad()), as_operand<T>(x.value()));
 }
 
 }  // namespace detail
@@ -37,16 +43,15 @@ Var<T> matmul(const Var<T>& a, const Var<T>& b) {
                              shape_str(b.rows(), b.cols()));
   }
   Var<T> y = tape.make(a.rows(), b.cols(), detail::any_requires_grad(a, b), "matmul");
-  y.value_mut().setZero();
-  detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(a.value()),
-                          detail::as_operand<T>(b.value()));
+  detail::gemm_assign(y.value_mut(), detail::as_operand<T>(a.value()),
+                      detail::as_operand<T>(b.value()));
   tape.on_backward(y, [a, b, y] {
     using detail::as_operand;
     using detail::as_transposed;
     if (a.requires_grad())
-      detail::gemm_accumulate(a.grad_mut(), as_operand<T>(y.grad()), as_transposed<T>(b.value()));
+      detail::gemm_into_grad(a, as_operand<T>(y.grad()), as_transposed<T>(b.value()));
     if (b.requires_grad())
-      detail::gemm_accumulate(b.grad_mut(), as_transposed<T>(a.value()), as_operand<T>(y.grad()));
+      detail::gemm_into_grad(b, as_transposed<T>(a.value()), as_operand<T>(y.grad()));
   });
   return y;
 }
@@ -70,7 +75,7 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight, const Var<T>& bias) {
                           detail::as_transposed<T>(weight.value()));
   tape.on_backward(y, [x, weight, bias, y] {
     detail::linear_backward(x, weight, y);
-    if (bias.requires_grad()) bias.grad_mut() += y.grad().colwise().sum();
+    if (bias.requires_grad()) bias.grad_sink().add(y.grad().colwise().sum().array());
   });
   return y;
 }
@@ -81,9 +86,8 @@ Var<T> linear(const Var<T>& x, const Var<T>& weight) {
   Tape<T>& tape = detail::tape_of("linear", x, weight);
   detail::require_linear_input(x, weight);
   Var<T> y = tape.make(x.rows(), weight.rows(), detail::any_requires_grad(x, weight), "linear");
-  y.value_mut().setZero();
-  detail::gemm_accumulate(y.value_mut(), detail::as_operand<T>(x.value()),
-                          detail::as_transposed<T>(weight.value()));
+  detail::gemm_assign(y.value_mut(), detail::as_operand<T>(x.value()),
+                      detail::as_transposed<T>(weight.value()));
   tape.on_backward(y, [x, weight, y] { detail::linear_backward(x, weight, y); });
   return y;
 }

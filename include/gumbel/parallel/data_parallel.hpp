@@ -250,17 +250,20 @@ class DataParallel {
     }
   }
 
-  // Block `block`'s loss and its gradient, accumulated into its (zero) buffers.
+  // Block `block`'s loss and its gradient, written into its buffers.
   template <class LossOf, class Ready>
   void run_block(Worker& w, Index block, LossOf& loss_of, Ready& ready) {
     const BlockSpan r = block_rows(rows_, blocks_, block);
     GradientBuffers<T>& leaf = *leaves_[std::size_t(block - mine_.begin)];
     block_loss_[std::size_t(block)] = 0.0;
-    leaf.zero();
     if (r.size() == 0) {  // fewer rows than blocks: this block adds nothing
+      leaf.zero();
       for (std::size_t s = 0; s < params_.size(); ++s) ready(block, s);
       return;
     }
+    // The backward assigns each gradient it reaches (no pass of zeroing first) and zeroes the
+    // rest of those on the tape; zero_stale() below zeroes the parameters the loss left out.
+    leaf.zero_lazily();
     Tape<T>& tape = *w.tape;
     tape.clear();
     tape.set_gradient_buffers(&leaf);
@@ -278,6 +281,7 @@ class DataParallel {
         w.reached[s] = 1;
         ready(block, s);
       });
+      leaf.zero_stale();
       for (std::size_t s = 0; s < params_.size(); ++s) {
         if (!w.reached[s]) ready(block, s);
       }

@@ -183,17 +183,19 @@ inline void softmax_short_rows_backward(const float* s, const float* dy, float* 
   generic::softmax_short_rows_backward(s, dy, dl, rows, k, inv_tau, assign);
 }
 
-/// c += alpha a b for row-major float c by the AVX-512 product, true; false (nothing done) where
-/// it does not run (the caller then uses Eigen's). GUMBEL_EIGEN_GEMM keeps Eigen's everywhere.
+/// c += alpha a b (c = alpha a b with `assign`, c unread) for row-major float c by the AVX-512
+/// product, true; false (nothing done) where it does not run (the caller then uses Eigen's).
+/// GUMBEL_EIGEN_GEMM keeps Eigen's everywhere.
 template <class Operand>
-bool vector_gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha) {
+bool vector_gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha,
+                 bool assign) {
 #if GUMBEL_AVX512 && !defined(GUMBEL_EIGEN_GEMM)
   if (in_use(simd::KernelSet::avx512)) {
-    avx512::gemm(c, ldc, a, b, alpha);
+    avx512::gemm(c, ldc, a, b, alpha, assign);
     return true;
   }
 #else
-  (void)c, (void)ldc, (void)a, (void)b, (void)alpha;
+  (void)c, (void)ldc, (void)a, (void)b, (void)alpha, (void)assign;
 #endif
   return false;
 }

@@ -1,4 +1,5 @@
-// Single-precision matrix products for CPUs with AVX-512: C += alpha * A * B, row-major C.
+// Single-precision matrix products for CPUs with AVX-512: C += alpha * A * B, or C = alpha * A *
+// B without reading C (assign), row-major C.
 //
 // Why not Eigen's kernel: Eigen 3.4 computes 48x4 tiles, which leaves half of the 32 vector
 // registers idle and needs a broadcast for every 3 multiply-adds; it reaches about 60% of the
@@ -54,37 +55,42 @@ inline void transpose16(const float* src, Index src_stride, Index rows, Index de
   }
 }
 
-/// acc rows [0, rows) and columns [0, cols) added into c as c += alpha * acc.
+/// acc rows [0, rows) and columns [0, cols) added into c as c += alpha * acc, or with `assign`
+/// stored as c = alpha * acc + 0 (the bits of adding into zeros) without reading c.
 template <int Mr>
 inline void store_tile(const __m512 (&lo)[std::size_t{Mr}], const __m512 (&hi)[std::size_t{Mr}],
-                       float* c, Index ldc, Index rows, Index cols, float alpha) {
+                       float* c, Index ldc, Index rows, Index cols, float alpha, bool assign) {
   const __m512 va = _mm512_set1_ps(alpha);
   if (cols == kNr) {
+    const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int r = 0; r < Mr; ++r) {
       if (r >= rows) break;
       float* row = c + r * ldc;
-      _mm512_storeu_ps(row, _mm512_fmadd_ps(lo[r], va, _mm512_loadu_ps(row)));
-      _mm512_storeu_ps(row + 16, _mm512_fmadd_ps(hi[r], va, _mm512_loadu_ps(row + 16)));
+      _mm512_storeu_ps(row, _mm512_fmadd_ps(lo[r], va, assign ? zero : _mm512_loadu_ps(row)));
+      _mm512_storeu_ps(row + 16,
+                       _mm512_fmadd_ps(hi[r], va, assign ? zero : _mm512_loadu_ps(row + 16)));
     }
     return;
   }
   const __mmask16 m0 = first_lanes(cols);
   const __mmask16 m1 = first_lanes(cols - 16);
+  const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 16
   for (int r = 0; r < Mr; ++r) {
     if (r >= rows) break;
     float* row = c + r * ldc;
-    _mm512_mask_storeu_ps(row, m0, _mm512_fmadd_ps(lo[r], va, _mm512_maskz_loadu_ps(m0, row)));
-    _mm512_mask_storeu_ps(row + 16, m1,
-                          _mm512_fmadd_ps(hi[r], va, _mm512_maskz_loadu_ps(m1, row + 16)));
+    const __m512 old0 = assign ? zero : _mm512_maskz_loadu_ps(m0, row);
+    const __m512 old1 = assign ? zero : _mm512_maskz_loadu_ps(m1, row + 16);
+    _mm512_mask_storeu_ps(row, m0, _mm512_fmadd_ps(lo[r], va, old0));
+    _mm512_mask_storeu_ps(row + 16, m1, _mm512_fmadd_ps(hi[r], va, old1));
   }
 }
 
 /// One Mr x 32 tile: a is an Mr-row panel (kc x Mr), b a 32-column panel (kc x 32).
 template <int Mr>
 inline void tile(Index kc, const float* a, const float* b, float* c, Index ldc, Index rows,
-                 Index cols, float alpha) {
+                 Index cols, float alpha, bool assign) {
   __m512 lo[std::size_t{Mr}];
   __m512 hi[std::size_t{Mr}];
 #pragma GCC unroll 16
@@ -102,7 +108,7 @@ inline void tile(Index kc, const float* a, const float* b, float* c, Index ldc, 
       hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
     }
   }
-  store_tile<Mr>(lo, hi, c, ldc, rows, cols, alpha);
+  store_tile<Mr>(lo, hi, c, ldc, rows, cols, alpha, assign);
 }
 
 /// Rows [i0, i0 + rows) and depth [k0, k0 + kc) of a, as panels of Mr rows (zero-padded).
@@ -172,8 +178,10 @@ void for_each_block(Index n, Index depth, Index kc_block, F&& f) {
   }
 }
 
+/// c += alpha a b, or c = alpha a b with `assign` (c's first depth block is stored, not added).
 template <int Mr, class Operand>
-void product(float* c, Index ldc, const Operand& a, const Operand& b, float alpha, Index kc_block) {
+void product(float* c, Index ldc, const Operand& a, const Operand& b, float alpha, Index kc_block,
+             bool assign = false) {
   const Index m = a.rows;
   const Index n = b.cols;
   const Index depth = a.cols;
@@ -192,7 +200,7 @@ void product(float* c, Index ldc, const Operand& a, const Operand& b, float alph
         const Index w = std::min(kNr, nc - jr);
         for (Index ir = 0; ir < mc; ir += Mr) {
           tile<Mr>(kc, packed_a + ir * kc, packed_b + jr * kc, c + (ic + ir) * ldc + jc + jr, ldc,
-                   std::min<Index>(Mr, mc - ir), w, alpha);
+                   std::min<Index>(Mr, mc - ir), w, alpha, assign && pc == 0);
         }
       }
     }
@@ -200,13 +208,15 @@ void product(float* c, Index ldc, const Operand& a, const Operand& b, float alph
 }
 
 /// acc (Mr rows x 32 columns) added into c transposed: c[j * ldc + r] += alpha * acc(r, j) for
-/// r < rows and j < cols, with the same multiply-add per element as store_tile.
+/// r < rows and j < cols, with the same multiply-add per element as store_tile (and as there,
+/// `assign` adds to zeros instead of reading c).
 template <int Mr>
 inline void store_tile_transposed(const __m512 (&lo)[std::size_t{Mr}],
                                   const __m512 (&hi)[std::size_t{Mr}], float* c, Index ldc,
-                                  Index rows, Index cols, float alpha) {
+                                  Index rows, Index cols, float alpha, bool assign) {
   const __m512 va = _mm512_set1_ps(alpha);
   const __mmask16 lanes = first_lanes(rows);
+  const __m512 zero = _mm512_setzero_ps();
   for (Index half = 0; half < 2; ++half) {
     __m512 t[16];
 #pragma GCC unroll 16
@@ -218,8 +228,8 @@ inline void store_tile_transposed(const __m512 (&lo)[std::size_t{Mr}],
     for (int j = 0; j < 16; ++j) {
       if (16 * half + j >= cols) return;
       float* row = c + (16 * half + j) * ldc;
-      _mm512_mask_storeu_ps(row, lanes,
-                            _mm512_fmadd_ps(t[j], va, _mm512_maskz_loadu_ps(lanes, row)));
+      const __m512 old = assign ? zero : _mm512_maskz_loadu_ps(lanes, row);
+      _mm512_mask_storeu_ps(row, lanes, _mm512_fmadd_ps(t[j], va, old));
     }
   }
 }
@@ -229,7 +239,7 @@ inline void store_tile_transposed(const __m512 (&lo)[std::size_t{Mr}],
 /// stored transposed.
 template <int Mr>
 inline void tile_unpacked_a(Index kc, const float* a, Index lda, const float* b, float* c,
-                            Index ldc, Index rows, Index cols, float alpha) {
+                            Index ldc, Index rows, Index cols, float alpha, bool assign) {
   __m512 lo[std::size_t{Mr}];
   __m512 hi[std::size_t{Mr}];
   const float* row[std::size_t{Mr}];
@@ -249,7 +259,7 @@ inline void tile_unpacked_a(Index kc, const float* a, Index lda, const float* b,
       hi[r] = _mm512_fmadd_ps(av, b1, hi[r]);
     }
   }
-  store_tile_transposed<Mr>(lo, hi, c, ldc, rows, cols, alpha);
+  store_tile_transposed<Mr>(lo, hi, c, ldc, rows, cols, alpha, assign);
 }
 
 /// c += alpha a b^T-stored, computed as its transpose: for b a transposed operand (a stored
@@ -259,7 +269,7 @@ inline void tile_unpacked_a(Index kc, const float* a, Index lda, const float* b,
 /// the same sequence of multiply-adds as in product(), so the same bits.
 template <int Mr, class Operand>
 void product_swapped(float* c, Index ldc, const Operand& a, const Operand& b, float alpha,
-                     Index kc_block) {
+                     Index kc_block, bool assign = false) {
   const Index m = a.rows;
   const Index n = b.cols;
   const Index depth = a.cols;
@@ -273,7 +283,8 @@ void product_swapped(float* c, Index ldc, const Operand& a, const Operand& b, fl
       const float* w = b.data + jr * b.stride + pc;
       for (Index ir = 0; ir < nc; ir += kNr) {
         tile_unpacked_a<Mr>(kc, w, b.stride, packed + ir * kc, c + (ic + ir) * ldc + jr, ldc,
-                            std::min<Index>(Mr, n - jr), std::min(kNr, nc - ir), alpha);
+                            std::min<Index>(Mr, n - jr), std::min(kNr, nc - ir), alpha,
+                            assign && pc == 0);
       }
     }
   });
@@ -317,19 +328,20 @@ void with_tile_height(Index rows, F&& f) {
   }
 }
 
-/// c += alpha * a * b, in tiles of the height that wastes the fewest padded rows (of a, or of
-/// W when the product runs transposed).
+/// c += alpha * a * b (c = alpha * a * b with `assign`; a.cols > 0), in tiles of the height
+/// that wastes the fewest padded rows (of a, or of W when the product runs transposed).
 template <class Operand>
-void gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha) {
+void gemm(float* c, Index ldc, const Operand& a, const Operand& b, float alpha, bool assign) {
   const Index kc_block = depth_block(a.cols);
   if (swap_pays(a, b)) {
     with_tile_height(b.cols, [&](auto mr) {
-      product_swapped<decltype(mr)::value>(c, ldc, a, b, alpha, kc_block);
+      product_swapped<decltype(mr)::value>(c, ldc, a, b, alpha, kc_block, assign);
     });
     return;
   }
-  with_tile_height(a.rows,
-                   [&](auto mr) { product<decltype(mr)::value>(c, ldc, a, b, alpha, kc_block); });
+  with_tile_height(a.rows, [&](auto mr) {
+    product<decltype(mr)::value>(c, ldc, a, b, alpha, kc_block, assign);
+  });
 }
 
 }  // namespace gumbel::detail::avx512
