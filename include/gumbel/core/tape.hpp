@@ -129,24 +129,17 @@ class Tape {
     // parameter recorded more than once is ready only at its earliest node.
     // A node recorded with gradient buffers keeps its parameter's first node in first_of_slot_
     // (this tape's own), the others in the parameter (shared by tapes on one thread). A slot
-    // the buffers hold stale (GradientBuffers::zero_lazily) starts unwritten, as an
-    // intermediate gradient does, with one flag for all of its nodes.
+    // the buffers hold stale (GradientBuffers::zero_lazily) reads as unwritten, as an
+    // intermediate gradient does: the buffers' flag serves all of the parameter's nodes.
     const std::uint64_t stamp = detail::next_backward_stamp();
     first_of_slot_.clear();
-    slot_unwritten_.clear();
     for (std::uint32_t i = 0; i <= loss.index_; ++i) {
       Node& n = nodes_[i];
       n.unwritten = n.intermediate;
       if (n.parameter == nullptr) continue;
       if (n.slot != kNoSlot) {
-        if (n.slot >= first_of_slot_.size()) {
-          first_of_slot_.resize(n.slot + 1, kNoSlot);
-          slot_unwritten_.resize(n.slot + 1, 0);
-        }
-        if (first_of_slot_[n.slot] == kNoSlot) {
-          first_of_slot_[n.slot] = i;
-          slot_unwritten_[n.slot] = n.buffers->stale(n.slot) ? 1 : 0;
-        }
+        if (n.slot >= first_of_slot_.size()) first_of_slot_.resize(n.slot + 1, kNoSlot);
+        if (first_of_slot_[n.slot] == kNoSlot) first_of_slot_[n.slot] = i;
       } else if (n.parameter->backward_stamp_ != stamp) {
         n.parameter->backward_stamp_ = stamp;
         n.parameter->first_node_ = i;
@@ -161,8 +154,7 @@ class Tape {
           n.slot != kNoSlot ? first_of_slot_[n.slot] : n.parameter->first_node_;
       if (first != i) continue;
       if (n.slot != kNoSlot) {  // a stale slot nothing wrote is zero
-        if (slot_unwritten_[n.slot]) MatrixMap<T>(n.grad, n.rows, n.cols).setZero();
-        slot_unwritten_[n.slot] = 0;
+        if (n.buffers->stale(n.slot)) MatrixMap<T>(n.grad, n.rows, n.cols).setZero();
         n.buffers->mark_written(n.slot);
       }
       ready(*n.parameter);
@@ -172,7 +164,6 @@ class Tape {
   /// Forgets every node; memory is kept for the next step. Variables made before are invalid.
   void clear() {
     nodes_.clear();
-    slot_unwritten_.clear();
     arena_.reset();
     ++generation_;
   }
@@ -299,7 +290,6 @@ class Tape {
   std::vector<Node> nodes_;
   GradientBuffers<T>* buffers_ = nullptr;
   std::vector<std::uint32_t> first_of_slot_;  // per slot, during backward
-  std::vector<char> slot_unwritten_;          // per slot, during backward: nothing written yet
   std::uint32_t generation_ = 1;              // a default Var has generation 0 and no tape
   bool grad_enabled_ = true;
 };

@@ -131,11 +131,10 @@ class Var {
     auto& owner = tape_->nodes_[n.owner];  // an alias shares its source's gradient and state
     bool unwritten = owner.unwritten;
     owner.unwritten = false;
-    // A parameter's nodes in gradient buffers share one flag per slot (Tape::backward).
-    auto& slots = tape_->slot_unwritten_;
-    if (owner.slot < slots.size()) {
-      unwritten = slots[owner.slot] != 0;
-      slots[owner.slot] = 0;
+    // A parameter's nodes in gradient buffers share its buffers' flag (zero_lazily).
+    if (owner.buffers != nullptr) {
+      unwritten = owner.buffers->stale(owner.slot);
+      owner.buffers->mark_written(owner.slot);
     }
     return GradSink<T>(MatrixMap<T>(n.grad, n.rows, n.cols), unwritten);
   }
