@@ -6,7 +6,10 @@ Each round runs, in turn, `vae_mnist --threads 1`, `vae_mnist --threads 2`, the 
 reference (benchmarks/reference_vae.py) with 1 thread and with 2, each for --epochs epochs, and
 records every epoch's training seconds. With --processes the two-way runs are processes of one
 thread each instead: `mpirun -np 2 vae_mnist_mpi` and PyTorch's DistributedDataParallel on gloo
-(benchmarks/reference_vae_ddp.py). Prints each round, then the medians and the ratios the
+(benchmarks/reference_vae_ddp.py). Open MPI's shared-memory transport moves our messages
+through its shared segment (`--mca btl_vader_single_copy_mechanism none`) unless --mpi-copy cma
+asks for its default, a kernel copy by the receiver (`process_vm_readv`), which costs more on
+virtual machines like this one (docs/performance.md). Prints each round, then the medians and the ratios the
 performance targets are stated in: our scaling from 1 to 2, and our two-way epoch against
 PyTorch's (best one-thread, or DDP's two-process).
 
@@ -32,6 +35,10 @@ def parse_args():
     p.add_argument("--no-torch", action="store_true", help="ours only")
     p.add_argument("--processes", action="store_true",
                    help="two processes of one thread (MPI; PyTorch DDP on gloo), not two threads")
+    p.add_argument("--mpi-copy", choices=["segment", "cma"], default="segment",
+                   help="how Open MPI copies a large message between our processes: through its "
+                        "shared segment (default) or by the receiver's process_vm_readv (CMA, "
+                        "Open MPI's own default)")
     a = p.parse_args()
     if a.rounds < 1 or a.epochs < 1:
         p.error("--rounds and --epochs must be at least 1")
@@ -47,7 +54,9 @@ def ours(a, ways, out):
     command = [binary, "--data-dir", a.mnist, "--output-dir", out, "--overwrite", "--epochs",
                str(a.epochs), "--threads", str(threads), "--blocks", str(a.blocks), "--quiet"]
     if a.processes and ways > 1:
-        command = ["mpirun", "--oversubscribe", "-np", str(ways)] + command
+        copy = "none" if a.mpi_copy == "segment" else "cma"
+        command = ["mpirun", "--oversubscribe", "--mca", "btl_vader_single_copy_mechanism", copy,
+                   "-np", str(ways)] + command
         if os.geteuid() == 0:
             command.insert(1, "--allow-run-as-root")
     subprocess.run(command, check=True, capture_output=True,
@@ -73,6 +82,8 @@ def theirs(a, ways):
 def main():
     a = parse_args()
     two = "2 processes" if a.processes else "2 threads"
+    if a.processes:
+        print(f"MPI messages between our processes: --mpi-copy {a.mpi_copy}", flush=True)
     runs = {"gumbel 1": [], "gumbel 2": [], "PyTorch 1": [], "PyTorch 2": []}
     with tempfile.TemporaryDirectory() as out:
         for r in range(a.rounds):
