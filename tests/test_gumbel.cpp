@@ -3,6 +3,7 @@
 #include "test_util.hpp"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 using namespace gumbel;
@@ -404,4 +405,42 @@ TEST_CASE("temperature schedules") {
   const std::string msg = message_of<ValueError>(
       [&] { gumbel_softmax(tape.constant(Matrix<float>::Zero(2, 3)), 0.0f, gen); });
   CHECK(msg.find("tau = 0") != std::string::npos);
+}
+
+TEST_CASE("the sampler's backward shares rows among threads: the same bits as one thread") {
+  // Short rows (K = 10, the row kernel) and long rows (K = 1000, row by row), both above the
+  // size at which rows are shared, soft and hard, assigning and adding into the gradient.
+  for (const Index k : {Index{10}, Index{1000}}) {
+    const Index rows = k == 10 ? 4001 : 45;
+    const Matrix<float> l0 = normal(rows, k, 61).cast<float>();
+    const Matrix<float> w = normal(rows, k, 62).cast<float>();
+    for (const bool hard : {false, true}) {
+      const auto run = [&](int threads, Matrix<float>* sample) {
+        set_threads(threads);
+        Tape<float> tape;
+        Generator gen(5);
+        Parameter<float> logits(l0);
+        const auto v = tape.parameter(logits);
+        const auto y = gumbel_softmax(v, 0.7f, gen, hard);
+        // Two uses of the logits: the sampler's contribution is added to the first.
+        tape.backward(sum(mul(y, tape.constant(w))) + sum(v) * 0.5f);
+        // The soft sample behind y (hard: recomputed from the same noise).
+        Generator again(5);
+        *sample = gumbel_softmax(tape.constant(l0), 0.7f, again).value();
+        return Matrix<float>(logits.grad);
+      };
+      Matrix<float> s1, s2;
+      const Matrix<float> one = run(1, &s1);
+      const Matrix<float> two = run(2, &s2);
+      set_threads(max_threads());
+      INFO("K = ", k, ", hard = ", hard);
+      CHECK(std::memcmp(one.data(), two.data(), sizeof(float) * std::size_t(one.size())) == 0);
+      // d/dl of sum(y w) + sum(l) / 2: y (w - <w, y>) / tau per row, plus 1/2.
+      const Md s = s1.cast<double>();
+      const Md wd = w.cast<double>();
+      const Md dot = (s.array() * wd.array()).rowwise().sum().matrix();
+      const Md expected = (s.array() * (wd.colwise() - dot.col(0)).array() / 0.7 + 0.5).matrix();
+      CHECK((one.cast<double>() - expected).cwiseAbs().maxCoeff() <= 1e-5);
+    }
+  }
 }

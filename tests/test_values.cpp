@@ -270,3 +270,47 @@ TEST_CASE_TEMPLATE("products agree with Eigen's for every transpose, on 1 and 2 
                              detail::as_operand<T>(empty_t));
   CHECK(out == Matrix<T>::Ones(4, 5));
 }
+
+TEST_CASE_TEMPLATE("elementwise ops and whole sums share large operands among threads, same bits",
+                   T, float, double) {
+  // 301 x 200 elements, above the size at which rows are shared; 301 rows split unevenly.
+  Generator gen(5);
+  const Matrix<T> a0 = gen.template normal<T>(301, 200);
+  const Matrix<T> b0 = gen.template normal<T>(301, 200);
+  const Matrix<T> bias0 = gen.template normal<T>(1, 200);
+  struct Result {
+    Matrix<T> y, da, db, dbias;
+  };
+  const auto run = [&](int threads) {
+    set_threads(threads);
+    Tape<T> tape;
+    Parameter<T> a(a0), b(b0), bias(bias0);
+    const auto av = tape.parameter(a);
+    const auto bv = tape.parameter(b);
+    // a used twice (the second contribution adds to the first), a broadcast row, a unary op
+    // and both whole sums.
+    const auto y = exp(mul(av, av) * T(0.1) + (bv - tape.parameter(bias))) / (abs(bv) + T(1));
+    tape.backward(sum(y) + mean(mul(y, bv)));
+    return Result{y.value(), a.grad, b.grad, bias.grad};
+  };
+  const Result one = run(1);
+  const Result two = run(2);
+  set_threads(max_threads());
+  CHECK(one.y == two.y);
+  CHECK(one.da == two.da);
+  CHECK(one.db == two.db);
+  CHECK(one.dbias == two.dbias);
+  // And the values themselves, from the formulas: y = e / (|b| + 1), e = exp(0.1 a^2 + b - c),
+  // loss = sum(y) + mean(y b), dL/dy = 1 + b / n.
+  const T n = T(a0.size());
+  const auto c = bias0.replicate(301, 1).array();
+  const auto e = (T(0.1) * a0.array().square() + b0.array() - c).exp();
+  const Matrix<T> y = (e / (b0.array().abs() + T(1))).matrix();
+  const auto dy = T(1) + b0.array() / n;
+  const Matrix<T> da = (dy * y.array() * T(0.2) * a0.array()).matrix();
+  const Matrix<T> dbias = -(dy * y.array()).matrix().colwise().sum();
+  const T scale = T(1) + y.cwiseAbs().maxCoeff();
+  CHECK((one.y - y).cwiseAbs().maxCoeff() <= tol<T>() * scale);
+  CHECK((one.da - da).cwiseAbs().maxCoeff() <= tol<T>() * scale);
+  CHECK((one.dbias - dbias).cwiseAbs().maxCoeff() <= T(301) * tol<T>() * scale);
+}

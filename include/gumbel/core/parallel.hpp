@@ -3,6 +3,8 @@
 // results never depend on the thread count.
 #pragma once
 
+#include <algorithm>
+
 #include "gumbel/core/error.hpp"
 #include "gumbel/core/types.hpp"
 
@@ -75,6 +77,33 @@ void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
   (void)elements_per_row;
   for (Index i = 0; i < rows; ++i) body(i);
 #endif
+}
+
+/// Calls body(first_row, count) on contiguous shares of [0, rows), one share per thread when the
+/// work is large, else once for all rows. Shares start at multiples of `granule` rows, for
+/// kernels that treat rows in groups. `body` must not throw.
+template <class Body>
+void parallel_row_blocks(Index rows, Index elements_per_row, Index granule, Body&& body) {
+#ifdef _OPENMP
+  const Index groups = (rows + granule - 1) / granule;
+  const bool parallel = groups > 1 && rows * elements_per_row >= kParallelGrain &&
+                        omp_get_max_threads() > 1 && !omp_in_parallel();
+  if (parallel) {
+#pragma omp parallel
+    {
+      const Index parts = omp_get_num_threads();
+      const Index part = omp_get_thread_num();
+      const Index first = std::min(rows, groups * part / parts * granule);
+      const Index end = std::min(rows, groups * (part + 1) / parts * granule);
+      if (end > first) body(first, end - first);
+    }
+    return;
+  }
+#else
+  (void)elements_per_row;
+  (void)granule;
+#endif
+  if (rows > 0) body(Index{0}, rows);
 }
 
 }  // namespace detail

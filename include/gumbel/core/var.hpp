@@ -41,6 +41,18 @@ class GradSink {
     }
   }
 
+  /// The same for rows [first, first + count), for backwards that share rows among threads
+  /// (each thread its own rows, through one sink made before they start).
+  template <class Contribution>
+  void add_rows(Index first, Index count, const Contribution& contribution) {
+    auto rows = grad_.middleRows(first, count).array();
+    if (unwritten_) {
+      rows = contribution;
+    } else {
+      rows += contribution;
+    }
+  }
+
   /// Whether writes assign (nothing was written before) or must add, and the memory itself, for
   /// kernels that write whole rows their own way; every row must be written.
   bool assigns() const { return unwritten_; }

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "gumbel/core/numeric.hpp"
+#include "gumbel/core/parallel.hpp"
 #include "gumbel/core/tape.hpp"
 
 namespace gumbel {
@@ -17,17 +18,38 @@ namespace detail {
 template <class T>
 using NotDeduced = typename std::common_type<T>::type;
 
-/// A node y = f(x) applied to every element; `grad(x, y, dy)` is the contribution to dx.
+/// Rows of a row-major matrix's memory as a map: a share of a parallel loop may start at any
+/// row, so these maps assume no alignment.
+template <class T>
+using RowsMap = Eigen::Map<Matrix<T>>;
+template <class T>
+using ConstRowsMap = Eigen::Map<const Matrix<T>>;
+
+/// A node y = f(x) applied to every element; `grad(x, y, dy)` is the contribution to dx. Large
+/// operands are shared among threads by rows, forward and backward (the same bits).
 template <class T, class Forward, class Grad>
 Var<T> unary(const char* op, const Var<T>& x, Forward forward, Grad grad) {
   Tape<T>& tape = tape_of(op, x);
   Var<T> y = tape.make(x.rows(), x.cols(), x.requires_grad(), op);
-  y.value_mut().array() = forward(x.value().array());
+  const Index cols = x.cols();
+  const T* xd = x.value().data();
+  T* yd = y.value_mut().data();
+  parallel_row_blocks(x.rows(), cols, 1, [&](Index r0, Index n) {
+    RowsMap<T>(yd + r0 * cols, n, cols).array() =
+        forward(ConstRowsMap<T>(xd + r0 * cols, n, cols).array());
+  });
   tape.on_backward(y, [x, y, grad] {
-    const auto xv = x.value();
-    const auto yv = y.value();
-    const auto dy = y.grad();
-    x.grad_sink().add(grad(xv.array(), yv.array(), dy.array()));
+    const Index width = x.cols();
+    const T* in = x.value().data();
+    const T* out = y.value().data();
+    const T* dout = y.grad().data();
+    GradSink<T> sink = x.grad_sink();
+    parallel_row_blocks(x.rows(), width, 1, [&](Index r0, Index n) {
+      const ConstRowsMap<T> xv(in + r0 * width, n, width);
+      const ConstRowsMap<T> yv(out + r0 * width, n, width);
+      const ConstRowsMap<T> dy(dout + r0 * width, n, width);
+      sink.add_rows(r0, n, grad(xv.array(), yv.array(), dy.array()));
+    });
   });
   return y;
 }
@@ -111,21 +133,36 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
   const T* b_full = expand(tape, b, kind_b, rows, cols);
 
   Var<T> y = tape.make(rows, cols, any_requires_grad(a, b), op);
-  const ConstMatrixMap<T> av(a_full, rows, cols);
-  const ConstMatrixMap<T> bv(b_full, rows, cols);
-  y.value_mut().array() = forward(av.array(), bv.array());
+  T* yd = y.value_mut().data();
+  parallel_row_blocks(rows, cols, 1, [&](Index r0, Index n) {
+    const ConstRowsMap<T> av(a_full + r0 * cols, n, cols);
+    const ConstRowsMap<T> bv(b_full + r0 * cols, n, cols);
+    RowsMap<T>(yd + r0 * cols, n, cols).array() = forward(av.array(), bv.array());
+  });
 
   tape.on_backward(y, [=] {
-    const ConstMatrixMap<T> am(a_full, rows, cols);
-    const ConstMatrixMap<T> bm(b_full, rows, cols);
-    const auto yv = y.value();
-    const auto dy = y.grad();
-    if (a.requires_grad()) {
-      accumulate(a, kind_a, grad_a(am.array(), bm.array(), yv.array(), dy.array()));
-    }
-    if (b.requires_grad()) {
-      accumulate(b, kind_b, grad_b(am.array(), bm.array(), yv.array(), dy.array()));
-    }
+    const T* yv = y.value().data();
+    const T* dy = y.grad().data();
+    // The contribution of rows [r0, r0 + n) to one operand, computed by `grad`.
+    const auto contribution = [&](auto& grad, Index r0, Index n, auto&& use) {
+      const ConstRowsMap<T> am(a_full + r0 * cols, n, cols);
+      const ConstRowsMap<T> bm(b_full + r0 * cols, n, cols);
+      const ConstRowsMap<T> ym(yv + r0 * cols, n, cols);
+      const ConstRowsMap<T> dym(dy + r0 * cols, n, cols);
+      use(grad(am.array(), bm.array(), ym.array(), dym.array()));
+    };
+    const auto send = [&](const Var<T>& v, Broadcast kind, auto& grad) {
+      if (kind != Broadcast::none) {  // summed over the repeated axes, on this thread
+        contribution(grad, 0, rows, [&](const auto& g) { accumulate(v, kind, g); });
+        return;
+      }
+      GradSink<T> sink = v.grad_sink();  // full shape: the first writer assigns
+      parallel_row_blocks(rows, cols, 1, [&](Index r0, Index n) {
+        contribution(grad, r0, n, [&](const auto& g) { sink.add_rows(r0, n, g); });
+      });
+    };
+    if (a.requires_grad()) send(a, kind_a, grad_a);
+    if (b.requires_grad()) send(b, kind_b, grad_b);
   });
   return y;
 }
@@ -133,7 +170,8 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
 }  // namespace detail
 
 /// A user-defined elementwise op y = f(x): `forward(x)` and `grad(x, y, dy)` (the contribution
-/// to dx) take Eigen array expressions; `name` is the op's name in error messages.
+/// to dx) take Eigen array expressions and must work element by element (a large operand is
+/// passed as blocks of rows, one per thread); `name` is the op's name in error messages.
 template <class T, class Forward, class Grad>
 Var<T> elementwise(const char* name, const Var<T>& x, Forward forward, Grad grad) {
   return detail::unary(name, x, forward, grad);

@@ -1,16 +1,23 @@
 // Reductions: sum and mean of everything, of each row, of each column.
 #pragma once
 
+#include "gumbel/core/parallel.hpp"
 #include "gumbel/core/tape.hpp"
 
 namespace gumbel {
 namespace detail {
 
-/// An x-shaped array expression of one repeated value (nothing is stored).
+/// x's gradient += value at every element (assigned when nothing was written yet), rows shared
+/// among threads when x is large.
 template <class T>
-auto filled(const Var<T>& x, T value) {
-  return Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Constant(
-      x.rows(), x.cols(), value);
+void add_everywhere(const Var<T>& x, T value) {
+  GradSink<T> sink = x.grad_sink();
+  const Index cols = x.cols();
+  parallel_row_blocks(x.rows(), cols, 1, [&](Index r0, Index n) {
+    sink.add_rows(
+        r0, n,
+        Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Constant(n, cols, value));
+  });
 }
 
 }  // namespace detail
@@ -21,7 +28,7 @@ Var<T> sum(const Var<T>& x) {
   Tape<T>& tape = detail::tape_of("sum", x);
   Var<T> y = tape.make(1, 1, x.requires_grad());
   y.value_mut()(0, 0) = x.value().sum();
-  tape.on_backward(y, [x, y] { x.grad_sink().add(detail::filled(x, y.grad()(0, 0))); });
+  tape.on_backward(y, [x, y] { detail::add_everywhere(x, y.grad()(0, 0)); });
   return y;
 }
 
@@ -33,8 +40,7 @@ Var<T> mean(const Var<T>& x) {
   const T inv_n = T(1) / static_cast<T>(x.size());
   Var<T> y = tape.make(1, 1, x.requires_grad());
   y.value_mut()(0, 0) = x.value().sum() * inv_n;
-  tape.on_backward(y,
-                   [x, y, inv_n] { x.grad_sink().add(detail::filled(x, y.grad()(0, 0) * inv_n)); });
+  tape.on_backward(y, [x, y, inv_n] { detail::add_everywhere(x, y.grad()(0, 0) * inv_n); });
   return y;
 }
 

@@ -213,11 +213,21 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
     T dtau = T(0);
     std::optional<GradSink<T>> dl;
     if (logits.requires_grad()) dl = logits.grad_sink();
-    if constexpr (std::is_same_v<T, float>) {
-      if (dl && node.k <= kShortRow && !node.tau_grad) {
-        return kernels::softmax_short_rows_backward(soft, dy.data(), dl->data(), node.rows, node.k,
-                                                    inv_tau, dl->assigns());
-      }
+    if (dl && !node.tau_grad) {  // rows shared among threads: each writes its own rows of dl
+      parallel_row_blocks(node.rows, node.k, 1, [&](Index r0, Index n) {
+        if constexpr (std::is_same_v<T, float>) {
+          if (node.k <= kShortRow) {
+            const Index at = r0 * node.k;
+            return kernels::softmax_short_rows_backward(soft + at, dy.data() + at, dl->data() + at,
+                                                        n, node.k, inv_tau, dl->assigns());
+          }
+        }
+        for (Index i = r0; i < r0 + n; ++i) {
+          const auto dz = s.row(i).array() * (dy.row(i).array() - dy.row(i).dot(s.row(i)));
+          dl->add_row(i, dz * inv_tau);
+        }
+      });
+      return;
     }
     for (Index i = 0; i < node.rows; ++i) {
       const auto si = s.row(i).array();
