@@ -3,8 +3,6 @@
 // results never depend on the thread count.
 #pragma once
 
-#include <algorithm>
-
 #include "gumbel/core/error.hpp"
 #include "gumbel/core/types.hpp"
 
@@ -53,10 +51,11 @@ inline bool in_parallel() {
 /// Below this many elements a loop is not worth waking other threads for.
 inline constexpr Index kParallelGrain = Index{1} << 15;
 
-/// Calls body(i) for every row i; rows are shared among threads when the work is large.
-/// `body` must not throw: report failures through its captures and throw after the loop.
+/// Calls body(first_row, count) on contiguous shares of [0, rows): one share per thread when
+/// the work is large, else one call for all rows. `body` must not throw: report failures
+/// through its captures and throw after the loop.
 template <class Body>
-void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
+void parallel_row_blocks(Index rows, Index elements_per_row, Body&& body) {
 #ifdef _OPENMP
   const bool parallel = rows > 1 && rows * elements_per_row >= kParallelGrain &&
                         omp_get_max_threads() > 1 && !omp_in_parallel();
@@ -66,44 +65,25 @@ void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
     {
       const Index parts = omp_get_num_threads();
       const Index part = omp_get_thread_num();
+      const Index first = rows * part / parts;
       const Index end = rows * (part + 1) / parts;
-      for (Index i = rows * part / parts; i < end; ++i) body(i);
-    }
-    return;
-  }
-  // Not `if(parallel)` on the pragma: libgomp allocates a team even for a serial region.
-  for (Index i = 0; i < rows; ++i) body(i);
-#else
-  (void)elements_per_row;
-  for (Index i = 0; i < rows; ++i) body(i);
-#endif
-}
-
-/// Calls body(first_row, count) on contiguous shares of [0, rows), one share per thread when the
-/// work is large, else once for all rows. Shares start at multiples of `granule` rows, for
-/// kernels that treat rows in groups. `body` must not throw.
-template <class Body>
-void parallel_row_blocks(Index rows, Index elements_per_row, Index granule, Body&& body) {
-#ifdef _OPENMP
-  const Index groups = (rows + granule - 1) / granule;
-  const bool parallel = groups > 1 && rows * elements_per_row >= kParallelGrain &&
-                        omp_get_max_threads() > 1 && !omp_in_parallel();
-  if (parallel) {
-#pragma omp parallel
-    {
-      const Index parts = omp_get_num_threads();
-      const Index part = omp_get_thread_num();
-      const Index first = std::min(rows, groups * part / parts * granule);
-      const Index end = std::min(rows, groups * (part + 1) / parts * granule);
       if (end > first) body(first, end - first);
     }
     return;
   }
+  // Not `if(parallel)` on the pragma: libgomp allocates a team even for a serial region.
 #else
   (void)elements_per_row;
-  (void)granule;
 #endif
   if (rows > 0) body(Index{0}, rows);
+}
+
+/// Calls body(i) for every row i, rows shared among threads as by parallel_row_blocks.
+template <class Body>
+void parallel_rows(Index rows, Index elements_per_row, Body&& body) {
+  parallel_row_blocks(rows, elements_per_row, [&](Index first, Index count) {
+    for (Index i = first; i < first + count; ++i) body(i);
+  });
 }
 
 }  // namespace detail

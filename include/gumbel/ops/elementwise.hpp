@@ -34,7 +34,7 @@ Var<T> unary(const char* op, const Var<T>& x, Forward forward, Grad grad) {
   const Index cols = x.cols();
   const T* xd = x.value().data();
   T* yd = y.value_mut().data();
-  parallel_row_blocks(x.rows(), cols, 1, [&](Index r0, Index n) {
+  parallel_row_blocks(x.rows(), cols, [&](Index r0, Index n) {
     RowsMap<T>(yd + r0 * cols, n, cols).array() =
         forward(ConstRowsMap<T>(xd + r0 * cols, n, cols).array());
   });
@@ -44,7 +44,7 @@ Var<T> unary(const char* op, const Var<T>& x, Forward forward, Grad grad) {
     const T* out = y.value().data();
     const T* dout = y.grad().data();
     GradSink<T> sink = x.grad_sink();
-    parallel_row_blocks(x.rows(), width, 1, [&](Index r0, Index n) {
+    parallel_row_blocks(x.rows(), width, [&](Index r0, Index n) {
       const ConstRowsMap<T> xv(in + r0 * width, n, width);
       const ConstRowsMap<T> yv(out + r0 * width, n, width);
       const ConstRowsMap<T> dy(dout + r0 * width, n, width);
@@ -134,7 +134,7 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
 
   Var<T> y = tape.make(rows, cols, any_requires_grad(a, b), op);
   T* yd = y.value_mut().data();
-  parallel_row_blocks(rows, cols, 1, [&](Index r0, Index n) {
+  parallel_row_blocks(rows, cols, [&](Index r0, Index n) {
     const ConstRowsMap<T> av(a_full + r0 * cols, n, cols);
     const ConstRowsMap<T> bv(b_full + r0 * cols, n, cols);
     RowsMap<T>(yd + r0 * cols, n, cols).array() = forward(av.array(), bv.array());
@@ -157,7 +157,7 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
         return;
       }
       GradSink<T> sink = v.grad_sink();  // full shape: the first writer assigns
-      parallel_row_blocks(rows, cols, 1, [&](Index r0, Index n) {
+      parallel_row_blocks(rows, cols, [&](Index r0, Index n) {
         contribution(grad, r0, n, [&](const auto& g) { sink.add_rows(r0, n, g); });
       });
     };

@@ -13,7 +13,7 @@ template <class T>
 void add_everywhere(const Var<T>& x, T value) {
   GradSink<T> sink = x.grad_sink();
   const Index cols = x.cols();
-  parallel_row_blocks(x.rows(), cols, 1, [&](Index r0, Index n) {
+  parallel_row_blocks(x.rows(), cols, [&](Index r0, Index n) {
     sink.add_rows(
         r0, n,
         Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>::Constant(n, cols, value));

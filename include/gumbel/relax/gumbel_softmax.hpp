@@ -214,7 +214,7 @@ Var<T> gumbel_softmax_node(const Var<T>& logits, T tau, const Var<T>& tau_var, G
     std::optional<GradSink<T>> dl;
     if (logits.requires_grad()) dl = logits.grad_sink();
     if (dl && !node.tau_grad) {  // rows shared among threads: each writes its own rows of dl
-      parallel_row_blocks(node.rows, node.k, 1, [&](Index r0, Index n) {
+      parallel_row_blocks(node.rows, node.k, [&](Index r0, Index n) {
         if constexpr (std::is_same_v<T, float>) {
           if (node.k <= kShortRow) {
             const Index at = r0 * node.k;
