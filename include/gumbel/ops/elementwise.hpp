@@ -91,12 +91,12 @@ const T* expand(Tape<T>& tape, const Var<T>& v, Broadcast kind, Index rows, Inde
   return out;
 }
 
-/// Adds a full-shape gradient contribution into an operand, summing over repeated axes.
+/// Adds a full-shape gradient contribution into a repeated operand, summed over the repeated
+/// axes (an operand of the full shape takes its contribution through its sink instead).
 template <class T, class Contribution>
-void accumulate(const Var<T>& v, Broadcast kind, const Contribution& g) {
+void accumulate_repeated(const Var<T>& v, Broadcast kind, const Contribution& g) {
   switch (kind) {
     case Broadcast::none:
-      v.grad_sink().add(g);  // full shape: the first writer assigns
       break;
     case Broadcast::row:
       v.grad_mut().array() += g.colwise().sum();
@@ -153,7 +153,7 @@ Var<T> binary(const char* op, const Var<T>& a, const Var<T>& b, Forward forward,
     };
     const auto send = [&](const Var<T>& v, Broadcast kind, auto& grad) {
       if (kind != Broadcast::none) {  // summed over the repeated axes, on this thread
-        contribution(grad, 0, rows, [&](const auto& g) { accumulate(v, kind, g); });
+        contribution(grad, 0, rows, [&](const auto& g) { accumulate_repeated(v, kind, g); });
         return;
       }
       GradSink<T> sink = v.grad_sink();  // full shape: the first writer assigns
