@@ -24,33 +24,20 @@ class GradSink {
   /// grad += contribution (assigned when it is the first), for a full-shape array expression.
   template <class Contribution>
   void add(const Contribution& contribution) {
-    if (unwritten_) {
-      grad_.array() = contribution;
-    } else {
-      grad_.array() += contribution;
-    }
+    write(grad_.array(), contribution);
   }
 
   /// The same for row i, for backwards that go row by row; every row must be written.
   template <class Contribution>
   void add_row(Index i, const Contribution& contribution) {
-    if (unwritten_) {
-      grad_.row(i).array() = contribution;
-    } else {
-      grad_.row(i).array() += contribution;
-    }
+    write(grad_.row(i).array(), contribution);
   }
 
   /// The same for rows [first, first + count), for backwards that share rows among threads
   /// (each thread its own rows, through one sink made before they start).
   template <class Contribution>
   void add_rows(Index first, Index count, const Contribution& contribution) {
-    auto rows = grad_.middleRows(first, count).array();
-    if (unwritten_) {
-      rows = contribution;
-    } else {
-      rows += contribution;
-    }
+    write(grad_.middleRows(first, count).array(), contribution);
   }
 
   /// Whether writes assign (nothing was written before) or must add, and the memory itself, for
@@ -71,6 +58,16 @@ class GradSink {
   }
 
  private:
+  // dest = contribution when nothing was written, dest += contribution after.
+  template <class Dest, class Contribution>
+  void write(Dest&& dest, const Contribution& contribution) const {
+    if (unwritten_) {
+      dest = contribution;
+    } else {
+      dest += contribution;
+    }
+  }
+
   MatrixMap<T> grad_;
   bool unwritten_;
 };
