@@ -1,6 +1,10 @@
 // Data parallelism over blocks of examples: the fixed summation tree, gradients against one
 // whole-batch backward, the same bits for any thread count, errors.
+#include <chrono>
+#include <set>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "test_util.hpp"
@@ -453,6 +457,125 @@ TEST_CASE("data parallel: a parameter recorded twice, through a view or not at a
           CHECK((got[i] - expected[i]).cwiseAbs().maxCoeff() <= 1e-13 * scale);
         }
       }
+    }
+  }
+}
+
+TEST_CASE("chunk schedule: every chunk once, early sums marked, own range first, then stealing") {
+  // Chunks of 4 elements: 3 + 1 + 2 + 1 = 7, cut for 3 threads into [0, 2), [2, 4), [4, 7).
+  parallel::ChunkSchedule schedule;
+  schedule.configure({9, 4, 8, 1}, 4, 3, 2);
+  REQUIRE(schedule.count() == 7);
+  schedule.reset(1);
+  parallel::ChunkSchedule::Chunk c;
+  // Thread 2's range starts in parameter 2; nothing is complete until both blocks say so.
+  schedule.ready(2);
+  schedule.ready(2);
+  REQUIRE(schedule.next_early(2, c));
+  CHECK(std::make_tuple(c.slot, c.begin, c.size) ==
+        std::make_tuple(std::size_t{2}, Index{0}, Index{4}));
+  REQUIRE(schedule.next_early(2, c));
+  CHECK(std::make_tuple(c.slot, c.begin, c.size) ==
+        std::make_tuple(std::size_t{2}, Index{4}, Index{4}));
+  schedule.worker_done(false);
+  CHECK_FALSE(schedule.next_early(2, c));  // no worker computes: the early phase is over
+  for (std::size_t s : {0, 1, 3}) {
+    schedule.ready(s);
+    schedule.ready(s);
+  }
+  schedule.seal();
+  // Thread 1 takes its own range from the front, then the back of thread 2's and thread 0's.
+  std::vector<std::tuple<std::size_t, Index, bool>> seen;
+  int victim = 0;
+  while (schedule.next(1, victim, c)) seen.emplace_back(c.slot, c.begin, c.summed);
+  const std::vector<std::tuple<std::size_t, Index, bool>> expected = {
+      {0, 8, false}, {1, 0, false},                // its own: chunks 2 and 3
+      {3, 0, false}, {2, 4, true},  {2, 0, true},  // thread 2's, from the back
+      {0, 4, false}, {0, 0, false}};               // thread 0's, from the back
+  CHECK(seen == expected);
+  for (int t : {0, 2}) {
+    victim = 0;
+    CHECK_FALSE(schedule.next(t, victim, c));
+  }
+  // A failed block ends the wait for parameters it would have completed.
+  schedule.reset(2);
+  schedule.worker_done(true);
+  CHECK_FALSE(schedule.next_early(0, c));
+}
+
+TEST_CASE("chunk schedule: threads sharing the chunks take each exactly once") {
+  parallel::ChunkSchedule schedule;
+  const std::vector<Index> sizes = {5000, 3, 70000, 2048, 1, 9999};
+  schedule.configure(sizes, 2048, 4, 1);
+  std::vector<std::vector<std::pair<std::size_t, Index>>> taken(4);
+  for (int round = 0; round < 20; ++round) {
+    schedule.reset(0);
+    schedule.seal();
+    for (auto& t : taken) t.clear();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        int victim = 0;
+        parallel::ChunkSchedule::Chunk c;
+        while (schedule.next(t, victim, c)) taken[std::size_t(t)].emplace_back(c.slot, c.begin);
+      });
+    }
+    for (auto& th : threads) th.join();
+    std::set<std::pair<std::size_t, Index>> all;
+    std::size_t total = 0;
+    for (const auto& t : taken) {
+      total += t.size();
+      all.insert(t.begin(), t.end());
+    }
+    CHECK(total == std::size_t(schedule.count()));
+    CHECK(all.size() == std::size_t(schedule.count()));
+    for (std::size_t s = 0; s < sizes.size(); ++s) {
+      for (Index j = 0; j < sizes[s]; j += 2048) CHECK(all.count({s, j}) == 1);
+    }
+  }
+}
+
+TEST_CASE("data parallel: a slow block changes no bit: early sums and shared chunks") {
+  // Parameters of several chunks each, so that threads sum chunks while a block still runs
+  // and take chunks from each other's ranges.
+  const Index rows = 24;
+  const Matrix<float> x = data<float>(rows, 40, 1);
+  const Matrix<float> target = data<float>(rows, 30, 2);
+  struct Model {
+    Generator init{5, 0};
+    nn::Linear<float> first{40, 130, init};
+    nn::Linear<float> second{130, 30, init};
+    ParameterList<float> parameters() {
+      ParameterList<float> all = first.parameters();
+      for (Parameter<float>* p : second.parameters()) all.push_back(p);
+      return all;
+    }
+  };
+  const auto train_with = [&](int threads, Index slow_block) {
+    Model m;
+    optim::Adam<float> adam(m.parameters(), {0.01f});
+    parallel::DataParallel<float> dp(m.parameters(), 3, threads);
+    for (int s = 0; s < 3; ++s) {
+      dp.step(
+          rows,
+          [&](Tape<float>& tape, Index b, Index begin, Index end) {
+            if (b == (slow_block + s) % 3)
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            const Var<float> h = relu(m.first(tape.constant(x.middleRows(begin, end - begin))));
+            const Var<float> d = m.second(h) - tape.constant(target.middleRows(begin, end - begin));
+            return sum(square(d)) * (1.0f / float(rows));
+          },
+          adam);
+    }
+    return values_of(m.parameters());
+  };
+  const auto one = train_with(1, 0);
+  for (const int threads : {2, 3}) {
+    for (const Index slow : {0, 1, 2}) {
+      CAPTURE(threads);
+      CAPTURE(slow);
+      const auto many = train_with(threads, slow);
+      for (std::size_t i = 0; i < one.size(); ++i) CHECK(many[i] == one[i]);
     }
   }
 }

@@ -17,6 +17,7 @@
 #include "gumbel/core/tape.hpp"
 #include "gumbel/optim/optimizer.hpp"
 #include "gumbel/parallel/block_tree.hpp"
+#include "gumbel/parallel/chunk_schedule.hpp"
 
 namespace gumbel::parallel {
 
@@ -64,7 +65,9 @@ class DataParallel {
     block_loss_.assign(static_cast<std::size_t>(blocks), 0.0);
     for (Index n = 1; n < blocks; n *= 2) ++depth_;  // the tree's depth, ceil(log2 blocks)
     temp_.resize(std::size_t(threads));
-    for (const Parameter<T>* p : params_) chunks_ += (p->size() + kChunk - 1) / kChunk;
+    std::vector<Index> sizes;
+    for (const Parameter<T>* p : params_) sizes.push_back(p->size());
+    schedule_.configure(sizes, kChunk, threads, mine_.size());
   }
 
   DataParallel(const DataParallel&) = delete;
@@ -204,32 +207,43 @@ class DataParallel {
   template <class LossOf>
   void run(Index rows, LossOf& loss_of, optim::Optimizer<T>* optimizer) {
     set_rows(rows);
+    const Index workers = Index(workers_.size());
+    schedule_.reset(workers);
+    auto ready = [this](Index, std::size_t slot) { schedule_.ready(slot); };
+    // Thread t of `size`: its workers' blocks, each worker's end reported to the schedule.
+    const auto compute_share = [&](Index t, Index size) {
+      for (Index w = t; w < workers; w += size) {
+        Worker& worker = workers_[std::size_t(w)];
+        compute_worker(worker, loss_of, ready);
+        schedule_.worker_done(worker.error != nullptr);
+      }
+    };
     bool failed = false;
     // After every block: the optimizer's step begins only when no block failed.
     const auto begin_update = [&] {
       failed = any_error();
+      schedule_.seal();
       if (!failed && optimizer != nullptr) optimizer->begin_slices();
     };
 #ifdef _OPENMP
     if (threads_ > 1 && !omp_in_parallel()) {
-      const Index workers = Index(workers_.size());
 #pragma omp parallel num_threads(threads_)
       {
-        const Index t = omp_get_thread_num();
-        const Index size = omp_get_num_threads();
+        const int t = omp_get_thread_num();
         // With fewer threads than asked for, a thread takes the blocks of several workers.
-        for (Index w = t; w < workers; w += size) compute_worker(workers_[std::size_t(w)], loss_of);
+        compute_share(t, omp_get_num_threads());
+        sum_early(t);
 #pragma omp barrier
 #pragma omp single
         begin_update();
-        if (!failed) combine(t, size, optimizer);
+        if (!failed) combine(t, optimizer);
       }
     } else
 #endif
     {
-      for (Worker& w : workers_) compute_worker(w, loss_of);
+      compute_share(0, 1);
       begin_update();
-      if (!failed) combine(0, 1, optimizer);
+      if (!failed) combine(0, optimizer);
     }
     if (failed) rethrow_first();
   }
@@ -315,27 +329,33 @@ class DataParallel {
     std::rethrow_exception(first);
   }
 
-  // Thread t of `size`: its share of the chunks of all parameters: grad = the tree sum of the
-  // blocks' gradients, then the optimizer's update, a chunk at a time. Chunks start at multiples of
-  // kChunk in each parameter, so each element is computed by the same (vector or scalar) code
-  // whatever the thread count.
-  void combine(Index t, Index size, optim::Optimizer<T>* optimizer) {
-    const Index first = chunks_ * t / size;
-    const Index last = chunks_ * (t + 1) / size;
-    std::vector<T>& temp = temp_[std::size_t(t)];
-    temp.resize(std::size_t(2 * kChunk * depth_));  // allocates on the first step only
-    Index chunk = 0;                                // the number of parameter s's first chunk
-    for (std::size_t s = 0; s < params_.size() && chunk < last; ++s) {
-      const Index n = params_[s]->size();
-      const Index count = (n + kChunk - 1) / kChunk;
-      for (Index c = std::max(first, chunk) - chunk; c < count && chunk + c < last; ++c) {
-        const Index j = c * kChunk;
-        const Index len = std::min(kChunk, n - j);
-        tree_sum({0, blocks_}, s, j, len, params_[s]->grad.data() + j, 0, temp);
-        if (optimizer != nullptr) optimizer->update_slice(slot_to_optimizer_[s], j, j + len);
+  // Thread t, while blocks are still computing: grad = the tree sum of the blocks' gradients
+  // for the chunks the schedule hands out as their parameters complete.
+  void sum_early(int t) {
+    std::vector<T>& temp = scratch(t);
+    ChunkSchedule::Chunk c;
+    while (schedule_.next_early(t, c)) sum_chunk(c, temp);
+  }
+
+  // Thread t, after every block: the chunks the schedule hands out, each summed (unless it was
+  // early) and then given the optimizer's update. Chunks start at multiples of kChunk in each
+  // parameter, so each element is computed by the same (vector or scalar) code whatever the
+  // thread.
+  void combine(int t, optim::Optimizer<T>* optimizer) {
+    std::vector<T>& temp = scratch(t);
+    int victim = 0;
+    ChunkSchedule::Chunk c;
+    while (schedule_.next(t, victim, c)) {
+      if (!c.summed) sum_chunk(c, temp);
+      if (optimizer != nullptr) {
+        optimizer->update_slice(slot_to_optimizer_[c.slot], c.begin, c.begin + c.size);
       }
-      chunk += count;
     }
+  }
+
+  void sum_chunk(const ChunkSchedule::Chunk& c, std::vector<T>& temp) const {
+    tree_sum({0, blocks_}, c.slot, c.begin, c.size, params_[c.slot]->grad.data() + c.begin, 0,
+             temp);
   }
 
   // out[0, len) = elements [j, j + len) of slot s's gradient summed over `node`'s blocks. A
@@ -371,8 +391,8 @@ class DataParallel {
 
   // Thread t of `size`: its share of the chunks of all parameters, updated from p.grad.
   void update_share(Index t, Index size, optim::Optimizer<T>& optimizer) {
-    const Index first = chunks_ * t / size;
-    const Index last = chunks_ * (t + 1) / size;
+    const Index first = schedule_.count() * t / size;
+    const Index last = schedule_.count() * (t + 1) / size;
     Index chunk = 0;
     for (std::size_t s = 0; s < params_.size() && chunk < last; ++s) {
       const Index n = params_[s]->size();
@@ -415,14 +435,14 @@ class DataParallel {
   int threads_;
   BlockSpan mine_;
   Index rows_ = 0;
-  Index chunks_ = 0;  // kChunk-element pieces of all parameters
-  Index depth_ = 0;   // of the summation tree
+  Index depth_ = 0;  // of the summation tree
   std::vector<Worker> workers_;
   std::vector<std::unique_ptr<GradientBuffers<T>>> leaves_;  // per block
   std::vector<double> block_loss_;
   std::vector<std::vector<T>> temp_;  // per thread: two chunks per tree level
   std::vector<std::size_t> slot_to_optimizer_;
   const optim::Optimizer<T>* bound_ = nullptr;
+  ChunkSchedule schedule_;  // who sums and updates which chunk
 };
 
 }  // namespace gumbel::parallel
