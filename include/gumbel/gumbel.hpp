@@ -49,6 +49,7 @@
 #include "gumbel/optim/optimizer.hpp"
 #include "gumbel/optim/sgd.hpp"
 #include "gumbel/parallel/block_tree.hpp"
+#include "gumbel/parallel/chunk_schedule.hpp"
 #include "gumbel/parallel/data_parallel.hpp"
 
 #include "gumbel/io/npz.hpp"
