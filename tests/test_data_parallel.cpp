@@ -468,39 +468,50 @@ TEST_CASE("chunk schedule: every chunk once, early sums marked, own range first,
   REQUIRE(schedule.count() == 7);
   schedule.reset(1);
   parallel::ChunkSchedule::Chunk c;
-  // Thread 2's range starts in parameter 2; nothing is complete until both blocks say so.
+  const auto as_tuple = [](const parallel::ChunkSchedule::Chunk& x) {
+    return std::make_tuple(x.slot, x.begin, x.size);
+  };
+  using Tuple = std::tuple<std::size_t, Index, Index>;
+  // A parameter is complete when both blocks say so. Thread 2's range starts in parameter 2.
   schedule.ready(2);
   schedule.ready(2);
+  schedule.ready(3);
+  schedule.ready(3);
   REQUIRE(schedule.next_early(2, c));
-  CHECK(std::make_tuple(c.slot, c.begin, c.size) ==
-        std::make_tuple(std::size_t{2}, Index{0}, Index{4}));
+  CHECK(as_tuple(c) == Tuple{2, 0, 4});
   REQUIRE(schedule.next_early(2, c));
-  CHECK(std::make_tuple(c.slot, c.begin, c.size) ==
-        std::make_tuple(std::size_t{2}, Index{4}, Index{4}));
-  schedule.worker_done(false);
-  CHECK_FALSE(schedule.next_early(2, c));  // no worker computes: the early phase is over
-  for (std::size_t s : {0, 1, 3}) {
-    schedule.ready(s);
-    schedule.ready(s);
-  }
+  CHECK(as_tuple(c) == Tuple{2, 4, 4});
+  // Its range's next chunk (parameter 3) is complete too; then thread 1's range has nothing
+  // complete, and thread 0's back (chunk 1, parameter 0) is not complete yet.
+  REQUIRE(schedule.next_early(2, c));
+  CHECK(as_tuple(c) == Tuple{3, 0, 1});
+  schedule.ready(0);
+  schedule.ready(0);
+  // Thread 1: its own front (chunk 2, parameter 0) is complete now.
+  REQUIRE(schedule.next_early(1, c));
+  CHECK(as_tuple(c) == Tuple{0, 8, 1});
+  // Its next own chunk (parameter 1) is not: it sums from the back of thread 2's range, which
+  // is done, then of thread 0's.
+  REQUIRE(schedule.next_early(1, c));
+  CHECK(as_tuple(c) == Tuple{0, 4, 4});
+  schedule.worker_done();
+  CHECK_FALSE(schedule.next_early(0, c));  // no worker computes: the early phase is over
+  schedule.ready(1);
+  schedule.ready(1);
   schedule.seal();
   // Thread 1 takes its own range from the front, then the back of thread 2's and thread 0's.
   std::vector<std::tuple<std::size_t, Index, bool>> seen;
   int victim = 0;
   while (schedule.next(1, victim, c)) seen.emplace_back(c.slot, c.begin, c.summed);
   const std::vector<std::tuple<std::size_t, Index, bool>> expected = {
-      {0, 8, false}, {1, 0, false},                // its own: chunks 2 and 3
-      {3, 0, false}, {2, 4, true},  {2, 0, true},  // thread 2's, from the back
-      {0, 4, false}, {0, 0, false}};               // thread 0's, from the back
+      {0, 8, true}, {1, 0, false},                // its own: chunks 2 and 3
+      {3, 0, true}, {2, 4, true},  {2, 0, true},  // thread 2's, from the back
+      {0, 4, true}, {0, 0, false}};               // thread 0's, from the back
   CHECK(seen == expected);
   for (int t : {0, 2}) {
     victim = 0;
     CHECK_FALSE(schedule.next(t, victim, c));
   }
-  // A failed block ends the wait for parameters it would have completed.
-  schedule.reset(2);
-  schedule.worker_done(true);
-  CHECK_FALSE(schedule.next_early(0, c));
 }
 
 TEST_CASE("chunk schedule: threads sharing the chunks take each exactly once") {

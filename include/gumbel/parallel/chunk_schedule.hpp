@@ -2,8 +2,9 @@
 // chunks, numbered through the parameters in order, are cut into one contiguous range per
 // thread, and each thread takes the chunks of its own range from the front, one at a time, so
 // that from step to step it keeps the same chunks and their optimizer state in its cache:
-// - while other threads still compute blocks, a thread whose blocks are done sums the chunks of
-//   its range whose gradients every block has completed;
+// - while other threads still compute blocks, a thread whose blocks are done sums chunks whose
+//   parameter every block has completed: from the front of its own range, else from the back
+//   of another's;
 // - after the blocks, each thread sums the rest of its range and applies the update, and a
 //   thread whose range is done takes chunks from the back of the others'.
 // A thread on a slower core thus holds the step up by less than its fixed share would, and which
@@ -62,40 +63,35 @@ class ChunkSchedule {
       ranges_[std::size_t(r)].taken.store(0, std::memory_order_relaxed);
     }
     computing_.value.store(workers, std::memory_order_relaxed);
-    aborted_.store(false, std::memory_order_relaxed);
   }
 
   /// One block's gradient of `slot` is complete (called from the thread that wrote it).
   void ready(std::size_t slot) { ready_[slot].fetch_add(1, std::memory_order_acq_rel); }
 
-  /// A worker has computed its blocks; `failed`: one of them threw, so some parameters will
-  /// never be complete and waiting for them ends.
-  void worker_done(bool failed) {
-    if (failed) aborted_.store(true, std::memory_order_release);
-    computing_.value.fetch_sub(1, std::memory_order_acq_rel);
-  }
+  /// A worker has computed its blocks (or thrown).
+  void worker_done() { computing_.value.fetch_sub(1, std::memory_order_acq_rel); }
 
-  /// While some worker still computes: thread `thread`'s next chunk to sum, once every block
-  /// has completed its parameter; false when the workers are done, a block failed or the range
-  /// is taken.
+  /// While some worker still computes: a chunk for thread `thread` to sum, whose parameter every
+  /// block has completed (waiting for one if need be); false once every worker is done.
   bool next_early(int thread, Chunk& out) {
-    if (thread >= parts_ || computing_.value.load(std::memory_order_acquire) == 0) return false;
-    Range& range = ranges_[std::size_t(thread)];
-    const Index at = range.early.fetch_add(1, std::memory_order_relaxed);
-    if (at >= range.size) return false;
-    out = chunk(range.first + at, false);
-    for (int spins = 0; ready_[out.slot].load(std::memory_order_acquire) < blocks_;) {
-      if (aborted_.load(std::memory_order_acquire)) return false;
+    for (int spins = 0; computing_.value.load(std::memory_order_acquire) > 0;) {
+      for (int victim = 0; victim < parts_; ++victim) {
+        if (take_early(ranges_[std::size_t((thread + victim) % parts_)], victim == 0, out)) {
+          return true;
+        }
+      }
       if (++spins % 64 == 0) std::this_thread::yield();
     }
-    return true;
+    return false;
   }
 
   /// After every block, on one thread before next(): notes the chunks summed early.
   void seal() {
     for (int r = 0; r < parts_; ++r) {
       Range& range = ranges_[std::size_t(r)];
-      range.summed = std::min(range.early.load(std::memory_order_relaxed), range.size);
+      const std::uint64_t early = range.early.load(std::memory_order_relaxed);
+      range.summed_front = Index(early & kFrontMask);
+      range.summed_back = Index(early >> 32);
     }
   }
 
@@ -111,7 +107,8 @@ class ChunkSchedule {
       const Index back = Index(before >> 32);
       if (front + back < range.size) {
         const Index at = own ? front : range.size - 1 - back;
-        out = chunk(range.first + at, at < range.summed);
+        out = chunk(range.first + at,
+                    at < range.summed_front || at >= range.size - range.summed_back);
         return true;
       }
     }
@@ -125,10 +122,29 @@ class ChunkSchedule {
   struct alignas(64) Range {  // a cache line each: the owner and thieves update `taken` at once
     Index first = 0;
     Index size = 0;
-    Index summed = 0;                     // chunks from the front summed while blocks computed
-    std::atomic<Index> early{0};          // chunks taken to be summed while blocks compute
-    std::atomic<std::uint64_t> taken{0};  // chunks taken from the front (low half) and the back
+    Index summed_front = 0;               // chunks summed while blocks computed, from the front
+    Index summed_back = 0;                // and from the back
+    std::atomic<std::uint64_t> early{0};  // the same while they compute (low half: the front)
+    std::atomic<std::uint64_t> taken{0};  // chunks taken after the blocks, front (low) and back
   };
+
+  // Takes the next chunk of `range` to sum early, from the front (`own`) or the back, if every
+  // block has completed its parameter.
+  bool take_early(Range& range, bool own, Chunk& out) {
+    std::uint64_t early = range.early.load(std::memory_order_relaxed);
+    for (;;) {
+      const Index front = Index(early & kFrontMask);
+      const Index back = Index(early >> 32);
+      if (front + back >= range.size) return false;
+      const Index at = own ? front : range.size - 1 - back;
+      out = chunk(range.first + at, false);
+      if (ready_[out.slot].load(std::memory_order_acquire) < blocks_) return false;
+      if (range.early.compare_exchange_weak(early, early + (own ? 1 : kBackOne),
+                                            std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+  }
 
   Chunk chunk(Index k, bool summed) const {
     const auto slot =
@@ -153,7 +169,6 @@ class ChunkSchedule {
   std::unique_ptr<Range[]> ranges_;              // per thread
   int parts_ = 0;
   Count computing_;  // workers still computing
-  std::atomic<bool> aborted_{false};
 };
 
 }  // namespace gumbel::parallel

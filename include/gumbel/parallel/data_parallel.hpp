@@ -215,7 +215,7 @@ class DataParallel {
       for (Index w = t; w < workers; w += size) {
         Worker& worker = workers_[std::size_t(w)];
         compute_worker(worker, loss_of, ready);
-        schedule_.worker_done(worker.error != nullptr);
+        schedule_.worker_done();
       }
     };
     bool failed = false;
