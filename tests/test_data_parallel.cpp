@@ -468,36 +468,29 @@ TEST_CASE("chunk schedule: every chunk once, early sums marked, own range first,
   REQUIRE(schedule.count() == 7);
   schedule.reset(1);
   parallel::ChunkSchedule::Chunk c;
-  const auto as_tuple = [](const parallel::ChunkSchedule::Chunk& x) {
-    return std::make_tuple(x.slot, x.begin, x.size);
-  };
   using Tuple = std::tuple<std::size_t, Index, Index>;
-  // A parameter is complete when both blocks say so. Thread 2's range starts in parameter 2.
-  schedule.ready(2);
-  schedule.ready(2);
-  schedule.ready(3);
-  schedule.ready(3);
-  REQUIRE(schedule.next_early(2, c));
-  CHECK(as_tuple(c) == Tuple{2, 0, 4});
-  REQUIRE(schedule.next_early(2, c));
-  CHECK(as_tuple(c) == Tuple{2, 4, 4});
-  // Its range's next chunk (parameter 3) is complete too; then thread 1's range has nothing
-  // complete, and thread 0's back (chunk 1, parameter 0) is not complete yet.
-  REQUIRE(schedule.next_early(2, c));
-  CHECK(as_tuple(c) == Tuple{3, 0, 1});
-  schedule.ready(0);
-  schedule.ready(0);
-  // Thread 1: its own front (chunk 2, parameter 0) is complete now.
-  REQUIRE(schedule.next_early(1, c));
-  CHECK(as_tuple(c) == Tuple{0, 8, 1});
-  // Its next own chunk (parameter 1) is not: it sums from the back of thread 2's range, which
-  // is done, then of thread 0's.
-  REQUIRE(schedule.next_early(1, c));
-  CHECK(as_tuple(c) == Tuple{0, 4, 4});
+  const auto complete = [&](std::size_t slot) {  // both blocks' gradients are done
+    schedule.ready(slot);
+    schedule.ready(slot);
+  };
+  const auto early = [&](int thread) {
+    REQUIRE(schedule.next_early(thread, c));
+    return Tuple{c.slot, c.begin, c.size};
+  };
+  complete(2);
+  complete(3);
+  // Thread 2's range (chunks 4-6: parameters 2 and 3) is complete: it sums it from the front.
+  CHECK(early(2) == Tuple{2, 0, 4});
+  CHECK(early(2) == Tuple{2, 4, 4});
+  CHECK(early(2) == Tuple{3, 0, 1});
+  complete(0);
+  // Thread 1 sums its own first chunk (2, parameter 0); its next (parameter 1) is not complete,
+  // thread 2's range is taken, so it sums from the back of thread 0's range.
+  CHECK(early(1) == Tuple{0, 8, 1});
+  CHECK(early(1) == Tuple{0, 4, 4});
   schedule.worker_done();
   CHECK_FALSE(schedule.next_early(0, c));  // no worker computes: the early phase is over
-  schedule.ready(1);
-  schedule.ready(1);
+  complete(1);
   schedule.seal();
   // Thread 1 takes its own range from the front, then the back of thread 2's and thread 0's.
   std::vector<std::tuple<std::size_t, Index, bool>> seen;
