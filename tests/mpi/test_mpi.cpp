@@ -200,21 +200,35 @@ int main(int argc, char** argv) {
     }
   }
 
-  // MPI_Iallreduce: the same parameters on every rank, one process's within rounding.
+  // MPI_Iallreduce: the same parameters on every rank, one process's within rounding; the
+  // update shared by 2 threads a rank gives the bits of 1.
   {
-    distributed::Options o;
-    o.reduction = distributed::Reduction::fast;
-    o.bucket_bytes = 256;
-    const Trajectory got = distributed_run(o);
-    same_on_every_rank(got, "fast");
-    for (std::size_t i = 0; i < expected.values.size(); ++i) {
-      const float diff = (got.values[i] - expected.values[i]).cwiseAbs().maxCoeff();
-      EXPECT(diff <= 1e-5f, "fast: parameter %zu differs by %g", i, double(diff));
-    }
-    for (int s = 0; s < kSteps; ++s) {
-      EXPECT(std::abs(got.losses[std::size_t(s)] - expected.losses[std::size_t(s)]) <=
-                 1e-5 * std::abs(expected.losses[std::size_t(s)]),
-             "fast: loss of step %d", s);
+    Trajectory one_thread;
+    for (const int threads : {1, 2}) {
+      distributed::Options o;
+      o.reduction = distributed::Reduction::fast;
+      o.bucket_bytes = 256;
+      o.threads = threads;
+      const Trajectory got = distributed_run(o);
+      same_on_every_rank(got, "fast");
+      for (std::size_t i = 0; i < expected.values.size(); ++i) {
+        const float diff = (got.values[i] - expected.values[i]).cwiseAbs().maxCoeff();
+        EXPECT(diff <= 1e-5f, "fast: parameter %zu differs by %g", i, double(diff));
+      }
+      for (int s = 0; s < kSteps; ++s) {
+        EXPECT(std::abs(got.losses[std::size_t(s)] - expected.losses[std::size_t(s)]) <=
+                   1e-5 * std::abs(expected.losses[std::size_t(s)]),
+               "fast: loss of step %d", s);
+      }
+      if (threads == 1) {
+        one_thread = got;
+      } else {
+        EXPECT(got.losses == one_thread.losses, "fast: losses differ between 1 and 2 threads");
+        for (std::size_t i = 0; i < got.values.size(); ++i) {
+          EXPECT(got.values[i] == one_thread.values[i],
+                 "fast: parameter %zu differs between 1 and 2 threads", i);
+        }
+      }
     }
   }
 

@@ -184,14 +184,16 @@ class DataParallel {
   void update(optim::Optimizer<T>& optimizer) {
     bind(optimizer);
     optimizer.begin_slices();
+    schedule_.reset(0);
+    schedule_.seal();
 #ifdef _OPENMP
     if (threads_ > 1 && !omp_in_parallel()) {
 #pragma omp parallel num_threads(threads_)
-      update_share(omp_get_thread_num(), omp_get_num_threads(), optimizer);
+      update_chunks(omp_get_thread_num(), optimizer);
       return;
     }
 #endif
-    update_share(0, 1, optimizer);
+    update_chunks(0, optimizer);
   }
 
   /// Checks that `optimizer` holds exactly these parameters and maps each slot to its index
@@ -389,18 +391,12 @@ class DataParallel {
     }
   }
 
-  // Thread t of `size`: its share of the chunks of all parameters, updated from p.grad.
-  void update_share(Index t, Index size, optim::Optimizer<T>& optimizer) {
-    const Index first = schedule_.count() * t / size;
-    const Index last = schedule_.count() * (t + 1) / size;
-    Index chunk = 0;
-    for (std::size_t s = 0; s < params_.size() && chunk < last; ++s) {
-      const Index n = params_[s]->size();
-      const Index count = (n + kChunk - 1) / kChunk;
-      for (Index c = std::max(first, chunk) - chunk; c < count && chunk + c < last; ++c) {
-        optimizer.update_slice(slot_to_optimizer_[s], c * kChunk, std::min(n, (c + 1) * kChunk));
-      }
-      chunk += count;
+  // Thread t: the optimizer's update of the chunks the schedule hands out, from p.grad.
+  void update_chunks(int t, optim::Optimizer<T>& optimizer) {
+    int victim = 0;
+    ChunkSchedule::Chunk c;
+    while (schedule_.next(t, victim, c)) {
+      optimizer.update_slice(slot_to_optimizer_[c.slot], c.begin, c.begin + c.size);
     }
   }
 
