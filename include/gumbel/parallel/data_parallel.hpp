@@ -189,11 +189,11 @@ class DataParallel {
 #ifdef _OPENMP
     if (threads_ > 1 && !omp_in_parallel()) {
 #pragma omp parallel num_threads(threads_)
-      update_chunks(omp_get_thread_num(), optimizer);
+      combine(omp_get_thread_num(), &optimizer, false);
       return;
     }
 #endif
-    update_chunks(0, optimizer);
+    combine(0, &optimizer, false);
   }
 
   /// Checks that `optimizer` holds exactly these parameters and maps each slot to its index
@@ -339,16 +339,16 @@ class DataParallel {
     while (schedule_.next_early(t, c)) sum_chunk(c, temp);
   }
 
-  // Thread t, after every block: the chunks the schedule hands out, each summed (unless it was
-  // early) and then given the optimizer's update. Chunks start at multiples of kChunk in each
-  // parameter, so each element is computed by the same (vector or scalar) code whatever the
-  // thread.
-  void combine(int t, optim::Optimizer<T>* optimizer) {
+  // Thread t, after every block: the chunks the schedule hands out, each summed (with `sum`,
+  // unless it was early; without, p.grad already holds the sum) and then given the optimizer's
+  // update. Chunks start at multiples of kChunk in each parameter, so each element is computed
+  // by the same (vector or scalar) code whatever the thread.
+  void combine(int t, optim::Optimizer<T>* optimizer, bool sum = true) {
     std::vector<T>& temp = scratch(t);
     int victim = 0;
     ChunkSchedule::Chunk c;
     while (schedule_.next(t, victim, c)) {
-      if (!c.summed) sum_chunk(c, temp);
+      if (sum && !c.summed) sum_chunk(c, temp);
       if (optimizer != nullptr) {
         optimizer->update_slice(slot_to_optimizer_[c.slot], c.begin, c.begin + c.size);
       }
@@ -388,15 +388,6 @@ class DataParallel {
     if (mine_.begin != 0 || mine_.end != blocks_) {
       detail::fail<ValueError>(op, "needs every block on this process, it has [", mine_.begin, ", ",
                                mine_.end, ") of ", blocks_);
-    }
-  }
-
-  // Thread t: the optimizer's update of the chunks the schedule hands out, from p.grad.
-  void update_chunks(int t, optim::Optimizer<T>& optimizer) {
-    int victim = 0;
-    ChunkSchedule::Chunk c;
-    while (schedule_.next(t, victim, c)) {
-      optimizer.update_slice(slot_to_optimizer_[c.slot], c.begin, c.begin + c.size);
     }
   }
 
