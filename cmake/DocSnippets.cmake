@@ -4,7 +4,7 @@
 # gumbel and run as a test, so the examples in the docs always build and work. A block is a
 # whole program (it has its own main). Every ```python block runs after the page's C++ programs
 # (it may read what they wrote) with /usr/bin/python3; the test is skipped where that Python has
-# no numpy or torch.
+# no numpy or torch, unless GUMBEL_REQUIRE_TORCH is on (then it fails there).
 
 # Writes the ```<language> blocks of a Markdown file to <prefix>1<suffix>, <prefix>2<suffix>,
 # ...; sets <count> to their number.
@@ -57,8 +57,10 @@ function(gumbel_add_doc_snippets)
       add_test(NAME docs.${stem}.py${index}
                COMMAND sh -c "/usr/bin/python3 -c 'import numpy, torch' 2>/dev/null || exit 77; \
 exec /usr/bin/python3 \"$0\"" ${dir}/doc_${stem}_py${index}.py)
-      set_tests_properties(docs.${stem}.py${index} PROPERTIES SKIP_RETURN_CODE 77
-                           FIXTURES_REQUIRED doc_${stem})
+      set_tests_properties(docs.${stem}.py${index} PROPERTIES FIXTURES_REQUIRED doc_${stem})
+      if(NOT GUMBEL_REQUIRE_TORCH)
+        set_tests_properties(docs.${stem}.py${index} PROPERTIES SKIP_RETURN_CODE 77)
+      endif()
     endforeach()
   endforeach()
 endfunction()

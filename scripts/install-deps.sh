@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(cmake make g++ clang libclang-rt-14-dev libomp-14-dev libeigen3-dev doctest-dev
           libbenchmark-dev libcli11-dev libstb-dev nlohmann-json3-dev zlib1g-dev pkgconf
-          python3-numpy time libopenmpi-dev openmpi-bin)
+          python3-numpy python3-torch libopenblas0-pthread time libopenmpi-dev
+          openmpi-bin)
 if [ "${1:-}" = "--main" ] && ! command -v npm >/dev/null; then packages+=(npm); fi
 missing=()
 for p in "${packages[@]}"; do

@@ -163,10 +163,7 @@ TEST_CASE(
 }
 
 TEST_CASE("binary_concrete_log_prob equals PyTorch's RelaxedBernoulli.log_prob (float64)") {
-  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
-    MESSAGE("skipped: /usr/bin/python3 has no torch (install python3-torch to run this check)");
-    return;
-  }
+  if (!test::have_torch()) return;
   const Md l = test::normal(2, 5, 41, 2.0);
   const Md y = test::uniform(2, 5, 42, 0.01, 0.99);
   const double tau = 0.37;

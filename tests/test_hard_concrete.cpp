@@ -138,3 +138,27 @@ TEST_CASE("hard_concrete: bad options and inputs are errors naming the op") {
           gate(la, gen, true);
         }).find("input 2x2 has 2 features, the gate 3") != std::string::npos);
 }
+
+TEST_CASE(
+    "hard_concrete: a beta with no finite inverse in float is refused there, kept in double") {
+  HardConcreteOptions tiny;
+  tiny.beta = 1e-40;  // 1 / beta = 1e40: finite in double, inf in float
+  Generator gen(3);
+  Tape<float> tape;
+  const Var<float> la = tape.variable(Matrix<float>::Zero(2, 3));
+  CHECK(message_of<ValueError>([&] {
+          hard_concrete(la, gen, tiny);
+        }).find("hard_concrete: beta = 1e-40 has no finite inverse in float") != std::string::npos);
+  CHECK(message_of<ValueError>([&] {
+          hard_concrete_l0(la, tiny);
+        }).find("hard_concrete_l0: beta = 1e-40") != std::string::npos);
+  CHECK(message_of<ValueError>([&] {
+          nn::L0Gate<float>(3, gen, 0.5, tiny);
+        }).find("nn::L0Gate: beta = 1e-40") != std::string::npos);
+  Tape<double> dtape;
+  const Var<double> dla = dtape.variable(Md::Constant(2, 3, 0.3));
+  const Var<double> z = hard_concrete(dla, gen, tiny);
+  dtape.backward(sum(z));
+  CHECK(z.value().allFinite());
+  CHECK(dla.grad().allFinite());
+}

@@ -36,13 +36,6 @@ void spill(const fs::path& p, const std::string& bytes) {
   out.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
-/// True when /usr/bin/python3 has numpy; otherwise says the test is skipped.
-bool have_numpy() {
-  if (std::system("/usr/bin/python3 -c 'import numpy' > /dev/null 2>&1") == 0) return true;
-  MESSAGE("skipped: /usr/bin/python3 with numpy is not available");
-  return false;
-}
-
 template <class T>
 bool same_values(TwoLayers<T>& a, TwoLayers<T>& b) {
   const auto pa = a.parameters(), pb = b.parameters();
@@ -206,7 +199,7 @@ TEST_CASE("every truncation and every corrupted byte of a file is a FileError or
 }
 
 TEST_CASE("NumPy reads our files and we read NumPy's (skipped without /usr/bin/python3 + numpy)") {
-  if (!have_numpy()) return;
+  if (!test::have_python("numpy")) return;
   const fs::path dir = test::scratch_dir("io_numpy");
   Generator gen(5);
   TwoLayers<double> net(gen);
@@ -307,7 +300,7 @@ TEST_CASE("a checkpoint holds model, optimizer and extra arrays in one file, che
 }
 
 TEST_CASE("NumPy reads a checkpoint's bytes member as text (skipped without numpy)") {
-  if (!have_numpy()) return;
+  if (!test::have_python("numpy")) return;
   const fs::path dir = test::scratch_dir("io_numpy_bytes");
   Generator gen(14);
   TwoLayers<float> net(gen);

@@ -211,3 +211,37 @@ TEST_CASE("the new ops' errors name the op and the shapes") {
         }).find("where: condition 2x2 for operands 3x4 and 3x4") != std::string::npos);
   CHECK_THROWS_AS(logsumexp(tape.constant(Md::Zero(2, 0))), ShapeError);
 }
+
+TEST_CASE("concat of empty operands whose joined side passes an index's range is an error") {
+  Tape<double> tape;
+  const Index huge = Index(1) << 62;
+  const Var<double> tall = tape.constant(Md(huge, 0));
+  const Var<double> wide = tape.constant(Md(0, huge));
+  CHECK(message_of<ShapeError>([&] { concat_rows(tall, tall); })
+            .find("concat_rows: joining 4611686018427387904x0 and 4611686018427387904x0 has more "
+                  "rows than an index can count") != std::string::npos);
+  CHECK(message_of<ShapeError>([&] { concat_cols(wide, wide); }).find("concat_cols: joining") !=
+        std::string::npos);
+  const Var<double> joined = concat_rows(tall, tape.constant(Md(huge - 1, 0)));
+  CHECK(joined.rows() == huge + (huge - 1));
+}
+
+TEST_CASE_TEMPLATE("pow keeps IEEE's signs for odd integer exponents in every lane", T, float,
+                   double) {
+  const T inf = std::numeric_limits<T>::infinity();
+  Tape<T> tape;
+  // Each special value at every position of a 19-element row: packet lanes and scalar tails.
+  for (const T p : {T(3), T(-1), T(2), T(-3), T(0.5), T(1.5)}) {
+    for (const T x : {-inf, T(-0.0), T(0.0), inf, T(-2.5), T(-1e-30)}) {
+      for (Index at = 0; at < 19; ++at) {
+        Matrix<T> m = Matrix<T>::Constant(1, 19, T(1.25));
+        m(0, at) = x;
+        const T y = pow(tape.constant(m), p).value()(0, at);
+        const T want = std::pow(x, p);
+        INFO("pow(" << x << ", " << p << ") at " << at << " = " << y << ", std::pow " << want);
+        CHECK((std::isnan(want) ? std::isnan(y) : y == want));
+        if (!std::isnan(want)) CHECK(std::signbit(y) == std::signbit(want));
+      }
+    }
+  }
+}

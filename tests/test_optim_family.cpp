@@ -144,3 +144,60 @@ TEST_CASE("learning-rate schedules give PyTorch's rates, per group") {
   CHECK(message_of<ValueError>([&] { optim::LinearLR<double>(sgd, 0.0); }).find("start_factor") !=
         std::string::npos);
 }
+
+TEST_CASE("clip_grad_norm refuses a null parameter pointer as the optimizers do") {
+  Parameter<double> a(Md::Constant(1, 2, 1.0));
+  a.grad = Md::Constant(1, 2, 3.0);
+  CHECK(message_of<ValueError>([&] {
+          optim::clip_grad_norm(ParameterList<double>{&a, nullptr}, 1.0);
+        }).find("clip_grad_norm: parameter pointer 1 is null") != std::string::npos);
+  CHECK(a.grad == Md::Constant(1, 2, 3.0));  // nothing clipped before the error
+  CHECK(optim::clip_grad_norm(ParameterList<double>{}, 1.0) == 0.0);  // PyTorch: 0 for none
+}
+
+TEST_CASE_TEMPLATE("Adam keeps a subnormal second moment while the first is not 0 (eps = 0)", T,
+                   float, double) {
+  // g^2 is subnormal in float (1e-40) and a normal number in double; PyTorch moves the
+  // parameter by lr in both (m / sqrt(v) = g / |g| on the first step).
+  Parameter<T> p(Matrix<T>::Constant(1, 1, T(1)));
+  optim::AdamOptions<T> options;
+  options.lr = T(1e-3);
+  options.eps = T(0);
+  optim::Adam<T> adam({&p}, options);
+  for (int step = 1; step <= 3; ++step) {
+    p.grad = Matrix<T>::Constant(1, 1, T(1e-20));
+    adam.step();
+    INFO("step " << step);
+    CHECK(std::isfinite(p.value(0, 0)));
+    CHECK(std::abs(p.value(0, 0) - (T(1) - T(step) * T(1e-3))) < T(1e-5));
+  }
+  // A gradient that stays 0 after some steps: m reaches 0, then v is flushed (eps > 0 keeps
+  // the update 0 either way), and the parameter stays finite and unmoved.
+  Parameter<T> q(Matrix<T>::Constant(1, 1, T(1)));
+  optim::Adam<T> decaying({&q}, optim::AdamOptions<T>{});
+  q.grad = Matrix<T>::Constant(1, 1, T(1));
+  decaying.step();
+  const T after_one = q.value(0, 0);
+  for (int step = 0; step < 8000; ++step) {  // 0.9^8000 is below double's smallest normal
+    q.grad.setZero();
+    decaying.step();
+  }
+  CHECK(decaying.first_moments()[0](0, 0) == T(0));
+  CHECK(std::isfinite(q.value(0, 0)));
+  CHECK(q.value(0, 0) <= after_one);
+}
+
+TEST_CASE("a schedule whose rate overflows the type names itself and changes nothing") {
+  Parameter<float> p(gumbel::Matrix<float>::Constant(1, 1, 1.0f));
+  optim::Adam<float> adam({&p}, {1.0f});
+  optim::ExponentialLR<float> schedule(adam, 1e10);  // 1e10^4 > FLT_MAX
+  for (int e = 0; e < 3; ++e) schedule.step();
+  const float before = adam.lr();
+  const std::string message = message_of<ValueError>([&] { schedule.step(); });
+  INFO(message);
+  CHECK(message.find("ExponentialLR: the learning rate of group 0 at epoch 4") !=
+        std::string::npos);
+  CHECK(message.find("Adam") == std::string::npos);  // the schedule, not the optimizer
+  CHECK(schedule.epoch() == 3);
+  CHECK(adam.lr() == before);
+}

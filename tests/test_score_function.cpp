@@ -176,3 +176,23 @@ TEST_CASE("score-function helpers: bad arguments are errors naming the op and th
           MovingAverageBaseline(1.0);
         }).find("decay = 1 must lie in [0, 1)") != std::string::npos);
 }
+
+TEST_CASE("score-function surrogates refuse an empty batch instead of averaging nothing") {
+  Tape<double> tape;
+  MovingAverageBaseline baseline(0.9);
+  for (const auto& [rows, cols] : {std::pair<Index, Index>{0, 3}, {4, 0}, {0, 0}}) {
+    const Var<double> lp = tape.constant(Md::Zero(rows, cols));
+    const Md f = Md::Zero(rows, cols);
+    INFO(rows << "x" << cols);
+    CHECK(message_of<ShapeError>([&] {
+            reinforce(lp, f, baseline);
+          }).find("reinforce: an empty batch") != std::string::npos);
+    CHECK(message_of<ShapeError>([&] { reinforce(lp, f); }).find("reinforce: an empty batch") !=
+          std::string::npos);
+  }
+  CHECK_FALSE(baseline.started());  // the refused batches did not feed the baseline
+  const Var<double> lp = tape.constant(Md::Zero(0, 3));
+  CHECK(message_of<ShapeError>([&] {
+          rloo(lp, Md::Zero(0, 3));
+        }).find("rloo: an empty batch: log_prob and f are 0x3") != std::string::npos);
+}

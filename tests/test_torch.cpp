@@ -145,17 +145,10 @@ std::map<std::string, Md> run_ours(const std::string& config, const Md& w0, cons
   return {{config + ".w", tw}, {config + ".b", tb}};
 }
 
-/// True when /usr/bin/python3 has torch; otherwise says the test is skipped.
-bool have_torch() {
-  if (std::system("/usr/bin/python3 -c 'import torch' > /dev/null 2>&1") == 0) return true;
-  MESSAGE("skipped: /usr/bin/python3 has no torch (install python3-torch to run this check)");
-  return false;
-}
-
 }  // namespace
 
 TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (needs torch)") {
-  if (!have_torch()) return;
+  if (!test::have_torch()) return;
   const fs::path dir = test::scratch_dir("torch_optim");
   const Md w0 = test::normal(3, 4, 1), b0 = test::normal(1, 4, 2);
   // Gradients of varied size: every seventh step large, so that clipping acts on some steps.
@@ -196,7 +189,7 @@ TEST_CASE("optimizers, schedules and clipping follow torch.optim for 100 steps (
 }
 
 TEST_CASE("a PyTorch state_dict loads into the same model here and back (needs torch)") {
-  if (!have_torch()) return;
+  if (!test::have_torch()) return;
   const fs::path dir = test::scratch_dir("torch_state_dict");
   // The same architecture on both sides: Sequential(Linear(5, 8), Tanh, Linear(8, 3)).
   Generator gen(21);

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -54,6 +55,25 @@ inline std::filesystem::path scratch_dir(const std::string& name) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
+}
+
+/// True when /usr/bin/python3 imports `module` (numpy, torch). Where the build requires the
+/// Python cross-checks (GUMBEL_REQUIRE_TORCH, set by the test command), a missing module fails
+/// the calling test; elsewhere the test says it is skipped.
+inline bool have_python(const std::string& module) {
+  const std::string probe = "/usr/bin/python3 -c 'import " + module + "' > /dev/null 2>&1";
+  if (std::system(probe.c_str()) == 0) return true;
+#if defined(GUMBEL_REQUIRE_TORCH)
+  FAIL("/usr/bin/python3 has no " << module
+                                  << ", and this build requires the Python "
+                                     "cross-checks (install python3-torch and python3-numpy)");
+#else
+  MESSAGE("skipped: /usr/bin/python3 has no " << module << " (install python3-" << module << ")");
+#endif
+  return false;
+}
+inline bool have_torch() {
+  return have_python("torch");
 }
 
 /// The message of the exception thrown by f (empty if none), for checking error texts.

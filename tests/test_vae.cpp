@@ -401,8 +401,8 @@ TEST_CASE("the output folder: stale temporaries removed, unwritable and odd path
   REQUIRE(child > 0);
   int status = 0;
   REQUIRE(waitpid(child, &status, 0) == child);
-  const fs::path stale = out / ("metrics.json.tmp." + std::to_string(child));
-  const fs::path alive = out / ("metrics.json.tmp." + std::to_string(getppid()));
+  const fs::path stale = out / ("metrics.json.tmp." + std::to_string(child) + ".0");
+  const fs::path alive = out / ("metrics.json.tmp." + std::to_string(getppid()) + ".3");
   write(stale, std::string(1000, 'x'));
   write(alive, "another running process is writing this");
   o.epochs = 1;

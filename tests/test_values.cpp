@@ -2,6 +2,7 @@
 #include "test_util.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -313,4 +314,41 @@ TEST_CASE_TEMPLATE("elementwise ops and whole sums share large operands among th
   CHECK((one.y - y).cwiseAbs().maxCoeff() <= tol<T>() * scale);
   CHECK((one.da - da).cwiseAbs().maxCoeff() <= tol<T>() * scale);
   CHECK((one.dbias - dbias).cwiseAbs().maxCoeff() <= T(301) * tol<T>() * scale);
+}
+
+namespace {
+
+/// How many representable numbers lie between two positive finite values of T.
+template <class T>
+std::int64_t ulps_apart(T a, T b) {
+  using Bits = std::conditional_t<std::is_same_v<T, float>, std::int32_t, std::int64_t>;
+  Bits ia = 0, ib = 0;
+  std::memcpy(&ia, &a, sizeof a);
+  std::memcpy(&ib, &b, sizeof b);
+  return std::abs(std::int64_t(ia) - std::int64_t(ib));
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("sigmoid is within 4 ulp of the correctly rounded value over the whole range", T,
+                   float, double) {
+  // A dense grid from where the result is subnormal to where it rounds to 1 (2^21 points),
+  // through the op, so both Eigen's packets and its scalar tails are checked.
+  const T lo = std::is_same_v<T, float> ? T(-104) : T(-745);
+  const T hi = std::is_same_v<T, float> ? T(18) : T(38);
+  const Index n = Index(1) << 21;
+  Matrix<T> m(1, n + 1);
+  for (Index i = 0; i <= n; ++i) m(0, i) = T(lo + (long double)(hi - lo) * i / n);
+  Tape<T> tape;
+  const Matrix<T> y = sigmoid(tape.constant(m)).value();
+  std::int64_t worst = 0;
+  T worst_x = 0;
+  for (Index i = 0; i < m.cols(); ++i) {
+    const long double x = m(0, i);
+    const T exact = T(1.0L / (1.0L + std::exp(-x)));
+    const std::int64_t apart = ulps_apart(y(0, i), exact);
+    if (apart > worst) worst = apart, worst_x = m(0, i);
+  }
+  INFO("the worst of " << m.cols() << " points is " << worst << " ulp, at x = " << worst_x);
+  CHECK(worst <= 4);
 }

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <gumbel/io/file.hpp>
+
 namespace examples {
 
 namespace {
@@ -17,14 +19,20 @@ namespace {
 const char kTempMarker[] = ".tmp.";
 
 std::string temp_name(const std::string& path) {
-  return path + kTempMarker + std::to_string(::getpid());
+  return path + kTempMarker + std::to_string(::getpid()) + ".0";
 }
 
-/// The pid at the end of `<name>.tmp.<pid>`, or 0 when the name is not of that form.
+/// The pid in `<name>.tmp.<pid>.<n>` (gumbel::io::write_file_atomic's temporary names), or 0
+/// when the name is not of that form.
 long temp_owner(const std::string& name) {
   const std::size_t at = name.rfind(kTempMarker);
   if (at == std::string::npos || at == 0) return 0;
-  const std::string digits = name.substr(at + sizeof kTempMarker - 1);
+  const std::string rest = name.substr(at + sizeof kTempMarker - 1);
+  const std::size_t dot = rest.find('.');
+  if (dot == std::string::npos ||
+      rest.find_first_not_of("0123456789", dot + 1) != std::string::npos)
+    return 0;
+  const std::string digits = rest.substr(0, dot);
   if (digits.empty() || digits.size() > 9 ||
       digits.find_first_not_of("0123456789") != std::string::npos) {
     return 0;
@@ -35,30 +43,7 @@ long temp_owner(const std::string& name) {
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string temp = temp_name(path);
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error(temp + ": cannot create (" + std::strerror(errno) + ")");
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string why = std::strerror(errno);
-      ::close(fd);
-      ::unlink(temp.c_str());
-      throw std::runtime_error(temp + ": write failed (" + why + ")");
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(temp.c_str());
-    throw std::runtime_error(temp + ": could not be flushed to disk");
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    ::unlink(temp.c_str());
-    throw std::runtime_error(path + ": cannot replace (" + why + ")");
-  }
+  gumbel::io::write_file_atomic(path, bytes);
 }
 
 int remove_stale_temporaries(const std::string& dir) {

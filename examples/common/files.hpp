@@ -5,12 +5,11 @@
 
 namespace examples {
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so the
-/// file is either the old one or the whole new one, never a partial write.
-/// The temporary file is `<path>.tmp.<pid>`.
+/// Writes `bytes` to `path` atomically, through gumbel::io::write_file_atomic: the file is
+/// either the old one or the whole new one, never a partial write, never written through a link.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
-/// Removes the temporary files `<name>.tmp.<pid>` in `dir` that write_file_atomic left behind
+/// Removes the temporary files `<name>.tmp.<pid>.<n>` in `dir` that write_file_atomic left behind
 /// when its process was killed (the process `pid` no longer exists); returns how many.
 int remove_stale_temporaries(const std::string& dir);
 

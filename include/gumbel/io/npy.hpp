@@ -36,7 +36,7 @@ struct NpyArray {
                                        ", not float", 8 * sizeof(T));
     }
     Matrix<T> m(rows, cols);
-    std::memcpy(m.data(), bytes.data(), bytes.size());
+    if (!bytes.empty()) std::memcpy(m.data(), bytes.data(), bytes.size());
     return m;
   }
 
@@ -156,18 +156,31 @@ inline NpyArray parse_npy(const Reader& file, const std::string& entry, const st
   if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') {
     file.fail(entry + ": bad shape " + shape);
   }
+  // A Python tuple of integers, as NumPy requires: () , (n,) , (a, b) , (a, b,). Every item
+  // but a trailing one after a comma is a number; (n) is no tuple, (,) and (2,,3) no shape.
   std::vector<Index> dims;
-  std::stringstream parts(shape.substr(1, shape.size() - 2));
-  std::string part;
-  while (std::getline(parts, part, ',')) {
+  const std::string inner = shape.substr(1, shape.size() - 2);
+  const bool blank = inner.find_first_not_of(' ') == std::string::npos;
+  if (!blank && inner.find(',') == std::string::npos) {
+    file.fail(entry + ": bad shape " + shape + " (not a tuple)");
+  }
+  std::size_t from = 0;
+  while (!blank) {
+    const std::size_t comma = inner.find(',', from);
+    const std::string part = inner.substr(from, comma == std::string::npos ? comma : comma - from);
     const std::size_t first = part.find_first_not_of(' ');
-    if (first == std::string::npos) continue;  // the trailing comma of (n,)
+    if (first == std::string::npos) {
+      // Only the item after a final comma may be empty, and only after a number.
+      if (comma != std::string::npos || dims.empty()) file.fail(entry + ": bad shape " + shape);
+      break;
+    }
     const std::string digits = part.substr(first, part.find_last_not_of(' ') - first + 1);
-    if (digits.empty() || digits.size() > 12 ||
-        digits.find_first_not_of("0123456789") != std::string::npos) {
+    if (digits.size() > 12 || digits.find_first_not_of("0123456789") != std::string::npos) {
       file.fail(entry + ": bad shape " + shape);
     }
     dims.push_back(Index(std::stoll(digits)));
+    if (comma == std::string::npos) break;
+    from = comma + 1;
   }
   if (dims.size() > 2) {
     file.fail(entry + ": " + std::to_string(dims.size()) + "-dimensional arrays are not supported");

@@ -7,6 +7,7 @@
 // a FileError naming the file and what is wrong, never a crash or silent garbage.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <string>
@@ -63,7 +64,7 @@ inline void save_npz(const std::string& path, const std::vector<NpyView>& arrays
       throw FileError(path + ": the archive would need zip64 (an array of 4 GiB or more)");
     }
   }
-  detail::write_atomic(path, [&](std::ostream& out) {
+  write_file_atomic(path, [&](std::ostream& out) {
     std::string directory, local;
     std::uint32_t offset = 0;
     for (std::size_t i = 0; i < arrays.size(); ++i) {
@@ -141,7 +142,14 @@ inline std::vector<NpyArray> parse_npz(const std::string& path, const std::strin
   const std::uint32_t directory_at = r.u32(eocd + 16);
   if (entries == 0xFFFF || directory_at == 0xFFFFFFFFu) r.fail("zip64 archives are not supported");
   r.need(directory_at, directory_size, "the central directory");
-  std::vector<NpyArray> arrays;
+  // Every entry's fields first, so that members whose bytes overlap (a directory pointing many
+  // entries at one large member) are refused before anything is copied.
+  struct Entry {
+    std::string member;
+    std::uint32_t crc;
+    std::size_t begin, data_at, end;  // local header, data, one past the data
+  };
+  std::vector<Entry> members;
   std::size_t at = directory_at;
   for (std::uint32_t e = 0; e < entries; ++e) {
     if (r.u32(at) != 0x02014b50u) r.fail("corrupt central directory entry " + std::to_string(e));
@@ -154,7 +162,7 @@ inline std::vector<NpyArray> parse_npz(const std::string& path, const std::strin
     const std::uint32_t extra_len = r.u16(at + 30);
     const std::uint32_t comment_len = r.u16(at + 32);
     const std::uint32_t local = r.u32(at + 42);
-    const std::string member = r.str(at + 46, name_len, "a member's name");
+    std::string member = r.str(at + 46, name_len, "a member's name");
     at += 46 + std::size_t(name_len) + extra_len + comment_len;
     if (method != 0) {
       r.fail(member + " is compressed (method " + std::to_string(method) +
@@ -165,13 +173,28 @@ inline std::vector<NpyArray> parse_npz(const std::string& path, const std::strin
     if (r.u32(local) != 0x04034b50u) r.fail(member + ": corrupt local header");
     const std::size_t data_at =
         std::size_t(local) + 30 + r.u16(local + 26) + std::size_t(r.u16(local + 28));
-    const std::string data = r.str(data_at, size, "a member's data");
-    if (detail::crc32(data.data(), data.size()) != crc) r.fail(member + ": CRC-32 mismatch");
+    r.need(data_at, size, "a member's data");
     if (member.size() < 5 || member.compare(member.size() - 4, 4, ".npy") != 0) {
       r.fail(member + ": not an .npy member");
     }
-    NpyArray a = detail::parse_npy(r, member, data);
-    a.name = member.substr(0, member.size() - 4);
+    members.push_back({std::move(member), crc, local, data_at, data_at + size});
+  }
+  std::vector<const Entry*> by_place;
+  for (const Entry& m : members) by_place.push_back(&m);
+  std::sort(by_place.begin(), by_place.end(),
+            [](const Entry* a, const Entry* b) { return a->begin < b->begin; });
+  for (std::size_t i = 1; i < by_place.size(); ++i) {
+    if (by_place[i]->begin < by_place[i - 1]->end) {
+      r.fail("the members " + by_place[i - 1]->member + " and " + by_place[i]->member +
+             " overlap in the file (a zip whose entries share bytes is refused)");
+    }
+  }
+  std::vector<NpyArray> arrays;
+  for (const Entry& m : members) {
+    const std::string data = bytes.substr(m.data_at, m.end - m.data_at);
+    if (detail::crc32(data.data(), data.size()) != m.crc) r.fail(m.member + ": CRC-32 mismatch");
+    NpyArray a = detail::parse_npy(r, m.member, data);
+    a.name = m.member.substr(0, m.member.size() - 4);
     arrays.push_back(std::move(a));
   }
   return arrays;

@@ -29,7 +29,7 @@ class L0Gate : public Module<T> {
     if (!(keep > 0) || !(keep < 1)) {
       detail::fail<ValueError>("nn::L0Gate", "keep = ", keep, " must lie in (0, 1)");
     }
-    detail::require_hard_concrete("nn::L0Gate", options);
+    detail::require_hard_concrete<T>("nn::L0Gate", options);
     log_alpha = Parameter<T>(gen.normal<T>(1, features, T(std::log(keep / (1 - keep))), T(0.01)),
                              "log_alpha");
     this->register_parameter("log_alpha", log_alpha);

@@ -18,8 +18,8 @@ Var<T> relu(const Var<T>& x) {
 /// y = 1 / (1 + e^-x) ;  dx += dy * y * (1 - y)
 template <class T>
 Var<T> sigmoid(const Var<T>& x) {
-  // Eigen's logistic() stays finite and accurate for large |x| in both directions; sigmoid_exact
-  // adds the subnormal results it flushes to 0.
+  // sigmoid_exact, not Eigen's logistic(): Eigen's float form is off by thousands of ulp for x
+  // between about -15 and -2.7 and flushes subnormal results to 0.
   return detail::unary(
       "sigmoid", x, [](const auto& v) { return detail::sigmoid_exact(v); },
       [](const auto&, const auto& y, const auto& dy) { return dy * y * (T(1) - y); });

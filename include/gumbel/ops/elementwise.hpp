@@ -288,9 +288,14 @@ Var<T> pow(const Var<T>& x, detail::NotDeduced<T> p) {
         "pow", x, [](const auto& v) { return v.pow(T(0)); },
         [](const auto&, const auto&, const auto& dy) { return dy * T(0); });
   }
+  // std::pow element by element: IEEE's signs for odd integer exponents (pow(-inf, 3) = -inf,
+  // pow(-0, -1) = -inf), which Eigen 3.4's packet pow for double loses in some lanes.
+  const auto power = [](T q) { return [q](T v) { return std::pow(v, q); }; };
   return detail::unary(
-      "pow", x, [p](const auto& v) { return v.pow(p); },
-      [p](const auto& v, const auto&, const auto& dy) { return dy * p * v.pow(p - T(1)); });
+      "pow", x, [power, p](const auto& v) { return v.unaryExpr(power(p)); },
+      [power, p](const auto& v, const auto&, const auto& dy) {
+        return dy * p * v.unaryExpr(power(p - T(1)));
+      });
 }
 
 /// y = min(max(x, lo), hi) ;  dx += dy where lo <= x <= hi (PyTorch's rule); NaN stays NaN

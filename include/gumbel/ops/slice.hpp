@@ -2,6 +2,8 @@
 // the gradient to its operand.
 #pragma once
 
+#include <limits>
+
 #include "gumbel/core/sizes.hpp"
 #include "gumbel/core/tape.hpp"
 
@@ -20,18 +22,31 @@ Var<T> concat(const char* op, Axis axis, const Var<T>& a, const Var<T>& b) {
         op, "cannot join ", shape_str(a.rows(), a.cols()), " and ", shape_str(b.rows(), b.cols()),
         by_rows ? " by rows (their columns differ)" : " by columns (their rows differ)");
   }
-  const Index rows = by_rows ? a.rows() + b.rows() : a.rows();  // each fits: no overflow
-  const Index cols = by_rows ? a.cols() : a.cols() + b.cols();
+  // The joined side can pass Index's range (two 2^62 x 0 operands): check it before adding.
+  const Index a_side = by_rows ? a.rows() : a.cols();
+  const Index b_side = by_rows ? b.rows() : b.cols();
+  if (a_side > std::numeric_limits<Index>::max() - b_side) {
+    fail<ShapeError>(op, "joining ", shape_str(a.rows(), a.cols()), " and ",
+                     shape_str(b.rows(), b.cols()),
+                     by_rows ? " has more rows" : " has more columns", " than an index can count");
+  }
+  const Index rows = by_rows ? a_side + b_side : a.rows();
+  const Index cols = by_rows ? a.cols() : a_side + b_side;
   Var<T> y = tape.make(rows, cols, any_requires_grad(a, b), op);
   const Index b_row = by_rows ? a.rows() : 0;  // where b's block starts in y
   const Index b_col = by_rows ? 0 : a.cols();
+  // Empty operands are skipped: a block of 2^62 x 0 would still be walked row by row.
   auto yv = y.value_mut();
-  yv.block(0, 0, a.rows(), a.cols()) = a.value();
-  yv.block(b_row, b_col, b.rows(), b.cols()) = b.value();
+  if (a.size() > 0) yv.block(0, 0, a.rows(), a.cols()) = a.value();
+  if (b.size() > 0) yv.block(b_row, b_col, b.rows(), b.cols()) = b.value();
   tape.on_backward(y, [a, b, y, b_row, b_col] {
     const auto dy = y.grad();
-    if (a.requires_grad()) a.grad_sink().add(dy.block(0, 0, a.rows(), a.cols()).array());
-    if (b.requires_grad()) b.grad_sink().add(dy.block(b_row, b_col, b.rows(), b.cols()).array());
+    if (a.requires_grad() && a.size() > 0) {
+      a.grad_sink().add(dy.block(0, 0, a.rows(), a.cols()).array());
+    }
+    if (b.requires_grad() && b.size() > 0) {
+      b.grad_sink().add(dy.block(b_row, b_col, b.rows(), b.cols()).array());
+    }
   });
   return y;
 }

@@ -144,29 +144,32 @@ class Adam : public Optimizer<T> {
       Eigen::Map<Array> v(v_[i].data() + j, len);
       if (decoupled) {
         p *= shrink;
-        moments(grad, m, v, b1, b2);
+        moments(grad, m, v, b1, b2, eps);
       } else if (wd != T(0)) {
-        moments(grad + wd * p, m, v, b1, b2);
+        moments(grad + wd * p, m, v, b1, b2, eps);
       } else {
-        moments(grad, m, v, b1, b2);  // without decay, g is the gradient: p is not read twice
+        moments(grad, m, v, b1, b2, eps);  // without decay, g is the gradient: p is not read twice
       }
       p -= step_size * m / (v.sqrt() * c.inv_sqrt_bc2 + eps);
       if (zero_grad_after) grad.setZero();
     }
   }
 
-  /// m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2, each flushed to 0 below the smallest
-  /// normal number. A parameter whose gradient stays 0 (a weight of a pixel that is always 0)
-  /// has moments that decay geometrically into the subnormal range within a few hundred steps,
-  /// where every operation on them can cost a hundred cycles on x86 (it doubled a VAE epoch);
-  /// a moment that small changes no parameter of magnitude above about lr * 1e-30 / eps.
+  /// m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2, with subnormal moments flushed to 0 where
+  /// that leaves the update as it is. A parameter whose gradient stays 0 (a weight of a pixel
+  /// that is always 0) has moments that decay geometrically into the subnormal range, where
+  /// every operation on them can cost a hundred cycles on x86 (it doubled a VAE epoch).
+  /// m below the smallest normal moves p by under lr * 1e-38 / (sqrt(v) + eps) and goes to 0.
+  /// v below it goes to 0 only once m is 0 and eps > 0: the update is then 0 either way. While
+  /// m is not 0, a subnormal v stays (a gradient of 1e-20 in float with eps = 0 moves p by
+  /// about lr, as in PyTorch, not to -inf).
   template <class G, class M>
-  static void moments(const G& g, M& m, M& v, T b1, T b2) {
+  static void moments(const G& g, M& m, M& v, T b1, T b2, T eps) {
     constexpr T tiny = std::numeric_limits<T>::min();
     m = b1 * m + (T(1) - b1) * g;
     m = (m.abs() < tiny).select(T(0), m);
     v = b2 * v + (T(1) - b2) * g.square();
-    v = (v < tiny).select(T(0), v);
+    if (eps > T(0)) v = (v < tiny && m == T(0)).select(T(0), v);
   }
 
   static int validate(const char* name, const AdamOptions<T>& o) {

@@ -10,10 +10,12 @@ namespace gumbel::optim {
 
 /// total = sqrt(sum over the parameters of |grad|^2) (in double); when total > max_norm every
 /// gradient is multiplied by max_norm / (total + 1e-6), PyTorch's rule. Returns total (NaN or
-/// inf when a gradient is, and then the gradients become NaN, as PyTorch's default).
+/// inf when a gradient is, and then the gradients become NaN, as PyTorch's default). A null
+/// pointer in the list is a ValueError.
 template <class T>
 double clip_grad_norm(const ParameterList<T>& params, double max_norm) {
   detail::require_range("clip_grad_norm", "max_norm", max_norm, 0.0, false, double(INFINITY), true);
+  detail::require_no_null("clip_grad_norm", params);
   double squares = 0;
   for (const Parameter<T>* p : params) squares += p->grad.template cast<double>().squaredNorm();
   const double total = std::sqrt(squares);

@@ -21,6 +21,16 @@ void require_range(const char* optimizer, const char* name, T value, T lo, bool 
   }
 }
 
+/// Throws a ValueError naming `op` for a null pointer in the list.
+template <class T>
+void require_no_null(const char* op, const ParameterList<T>& params) {
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (params[i] == nullptr) {
+      gumbel::detail::fail<ValueError>(op, "parameter pointer ", i, " is null");
+    }
+  }
+}
+
 /// Throws a ValueError for an empty list or a null pointer in it.
 template <class T>
 void require_parameters(const char* optimizer, const ParameterList<T>& params) {
@@ -28,9 +38,7 @@ void require_parameters(const char* optimizer, const ParameterList<T>& params) {
     gumbel::detail::fail<ValueError>(optimizer,
                                      "the parameter list is empty (nothing to optimize)");
   }
-  for (const Parameter<T>* p : params) {
-    if (p == nullptr) gumbel::detail::fail<ValueError>(optimizer, "a parameter pointer is null");
-  }
+  require_no_null(optimizer, params);
 }
 
 }  // namespace gumbel::optim::detail

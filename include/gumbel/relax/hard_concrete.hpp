@@ -22,9 +22,18 @@ struct HardConcreteOptions {
 
 namespace detail {
 
-inline void require_hard_concrete(const char* op, const HardConcreteOptions& o) {
+/// The options are valid, and beta, 1 / beta and (zeta - gamma) / beta are positive and finite
+/// in T, the type the sample is computed in (beta = 1e-40 is fine in double, 0 or inf in float).
+template <class T = double>
+void require_hard_concrete(const char* op, const HardConcreteOptions& o) {
   if (!(o.beta > 0) || !std::isfinite(o.beta) || !std::isfinite(1.0 / o.beta)) {
     fail<ValueError>(op, "beta = ", o.beta, " must be positive and finite with a finite inverse");
+  }
+  const T inverse = T(1 / o.beta);
+  if (!(T(o.beta) > 0) || !std::isfinite(inverse) ||
+      !std::isfinite(T(o.zeta - o.gamma) / T(o.beta))) {
+    fail<ValueError>(op, "beta = ", o.beta, " has no finite inverse in ",
+                     sizeof(T) == 4 ? "float" : "double", " (1 / beta = ", 1 / o.beta, ")");
   }
   if (!(o.gamma < 0) || !std::isfinite(o.gamma)) {
     fail<ValueError>(op, "gamma = ", o.gamma, " must be negative and finite");
@@ -51,7 +60,7 @@ template <class T>
 Var<T> hard_concrete(const Var<T>& log_alpha, Generator& gen, const HardConcreteOptions& o = {}) {
   constexpr const char* op = "hard_concrete";
   Tape<T>& tape = detail::tape_of(op, log_alpha);
-  detail::require_hard_concrete(op, o);
+  detail::require_hard_concrete<T>(op, o);
   if (log_alpha.value().hasNaN()) detail::fail<ValueError>(op, "log_alpha contains NaN");
   const Index rows = log_alpha.rows();
   const Index cols = log_alpha.cols();
@@ -83,7 +92,7 @@ Var<T> hard_concrete(const Var<T>& log_alpha, Generator& gen, const HardConcrete
 /// norm of the gated weights or units, the penalty of L0 regularisation (differentiable).
 template <class T>
 Var<T> hard_concrete_l0(const Var<T>& log_alpha, const HardConcreteOptions& o = {}) {
-  detail::require_hard_concrete("hard_concrete_l0", o);
+  detail::require_hard_concrete<T>("hard_concrete_l0", o);
   return sigmoid(log_alpha + T(-o.beta * std::log(-o.gamma / o.zeta)));
 }
 
@@ -91,7 +100,7 @@ Var<T> hard_concrete_l0(const Var<T>& log_alpha, const HardConcreteOptions& o = 
 /// gamma)) ;  dlog_alpha += dz (zeta - gamma) s (1 - s) where 0 < z < 1, s = sigmoid(log_alpha)
 template <class T>
 Var<T> hard_concrete_gate(const Var<T>& log_alpha, const HardConcreteOptions& o = {}) {
-  detail::require_hard_concrete("hard_concrete_gate", o);
+  detail::require_hard_concrete<T>("hard_concrete_gate", o);
   const T width = T(o.zeta - o.gamma);
   const T gamma = T(o.gamma);
   return detail::unary(

@@ -111,11 +111,16 @@ Var<T> score_surrogate(const char* op, const Var<T>& log_prob, FillSignal&& fill
   return out;
 }
 
+/// log_prob and f of one shape with at least one sample: the surrogate is a mean over them.
 template <class T>
 void require_same_shape(const char* op, const Var<T>& log_prob, const Matrix<T>& f) {
   if (log_prob.rows() != f.rows() || log_prob.cols() != f.cols()) {
     fail<ShapeError>(op, "log_prob ", shape_str(log_prob.rows(), log_prob.cols()), " and f ",
                      shape_str(f.rows(), f.cols()), " differ in shape");
+  }
+  if (f.size() == 0) {
+    fail<ShapeError>(op, "an empty batch: log_prob and f are ", shape_str(f.rows(), f.cols()),
+                     " (the mean over no samples is undefined)");
   }
 }
 
