@@ -583,75 +583,112 @@ TEST_CASE("--final-bound writes the test bounds; the importance-weighted one is 
         "--anneal-every: must be at least 1, got 0");
 }
 
-namespace {
-
-/// The checkpoint.bin a release of the binary format (version 1 or 2) wrote for this state.
-std::string binary_checkpoint(const vae::Checkpoint& progress,
-                              const gumbel::optim::Adam<float>& adam, std::uint32_t version) {
-  std::string payload;
-  const auto put = [&](const auto& value) {
-    payload.append(reinterpret_cast<const char*>(&value), sizeof value);
-  };
-  const auto put_string = [&](const std::string& text) {
-    put(std::uint64_t(text.size()));
-    payload += text;
-  };
-  const auto put_matrix = [&](const gumbel::Matrix<float>& m) {
-    put(std::int64_t(m.rows()));
-    put(std::int64_t(m.cols()));
-    payload.append(reinterpret_cast<const char*>(m.data()), sizeof(float) * std::size_t(m.size()));
-  };
-  put(std::uint64_t(progress.settings.size()));
-  for (const auto& setting : progress.settings) {
-    put_string(setting.first);
-    put_string(setting.second);
-  }
-  put(std::int64_t(progress.epochs_done));
-  put(std::int64_t(adam.steps()));
-  put(std::uint64_t(adam.parameters().size()));
-  for (std::size_t i = 0; i < adam.parameters().size(); ++i) {
-    put_matrix(adam.parameters()[i]->value);
-    put_matrix(adam.first_moments()[i]);
-    put_matrix(adam.second_moments()[i]);
-  }
-  put(std::uint64_t(progress.history.size()));
-  for (const vae::EpochRecord& r : progress.history) {
-    put(std::int64_t(r.epoch));
-    for (double v : {r.train_loss, r.test_loss, r.temperature, r.seconds, r.images_per_second}) {
-      put(v);
-    }
-    if (version == 2) put(r.test_nelbo);  // version 1 did not record it
-  }
-  return vae::frame_checkpoint(payload, version);
+TEST_CASE("a checkpoint of the removed binary format is refused by name and left as it was") {
+  vae::Options o = fresh_run("binary_checkpoint", 40, 20, 51);
+  const fs::path bin = fs::path(o.output_dir) / "checkpoint.bin";
+  const std::string bytes = std::string("GUMBELCK\x02\0\0\0", 12) + std::string(40, '\x01');
+  write(bin, bytes);
+  o.resume = true;
+  const std::string message = message_of<vae::CheckpointError>([&] { vae::run(o); });
+  INFO(message);
+  CHECK(message.find("checkpoint.bin: a checkpoint of the binary format") != std::string::npos);
+  CHECK(message.find("no longer read") != std::string::npos);
+  std::ifstream in(bin, std::ios::binary);
+  CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == bytes);
+  CHECK_FALSE(fs::exists(fs::path(o.output_dir) / "checkpoint.npz"));
 }
 
-}  // namespace
-
-TEST_CASE("checkpoints of the binary versions 1 and 2 still resume exactly") {
-  vae::Options o = fresh_run("legacy_checkpoint", 60, 20, 51);
-  o.epochs = 3;
-  const auto straight = vae::run(o);
-  for (std::uint32_t version : {1u, 2u}) {
-    CAPTURE(version);
-    vae::Options part = o;
-    part.output_dir = scratch_dir("legacy_checkpoint_v" + std::to_string(version)).string();
-    part.epochs = 2;
-    vae::run(part);
-    // The state after two epochs, written again as that version wrote it.
-    const fs::path dir = part.output_dir;
-    const Restored r(part);
-    write(dir / "checkpoint.bin", binary_checkpoint(r.progress, r.adam, version));
-    fs::remove(dir / "checkpoint.npz");
-    part.epochs = 3;
-    part.resume = true;
-    const auto resumed = vae::run(part);
-    REQUIRE(resumed.size() == 3);
-    CHECK(std::isnan(resumed[0].test_nelbo) == (version == 1));
-    CHECK(resumed[1].train_loss == straight[1].train_loss);
-    CHECK(resumed[2].train_loss == straight[2].train_loss);
-    CHECK(resumed[2].test_nelbo == straight[2].test_nelbo);
-    CHECK(fs::exists(dir / "checkpoint.npz"));  // the next save is in the current format
+TEST_CASE("a checkpoint's epoch and step counts are checked against its history and settings") {
+  vae::Options o = fresh_run("checkpoint_counts", 40, 20, 52);
+  o.epochs = 2;
+  vae::run(o);
+  const fs::path ckpt = fs::path(o.output_dir) / "checkpoint.npz";
+  const auto original = gumbel::io::load_npz(ckpt.string());
+  // Rewrites the checkpoint with one array replaced, then resumes for one more epoch.
+  const auto resume_with = [&](const gumbel::io::NpyArray& replaced) {
+    auto arrays = original;
+    for (auto& a : arrays) {
+      if (a.name == replaced.name) a = replaced;
+    }
+    gumbel::io::save_npz(ckpt.string(), arrays);
+    vae::Options again = o;
+    again.epochs = 3;
+    again.resume = true;
+    return message_of<vae::CheckpointError>([&] { vae::run(again); });
+  };
+  nlohmann::json progress;
+  for (const auto& a : original) {
+    if (a.name == "progress") progress = nlohmann::json::parse(a.bytes);
   }
+  REQUIRE(progress["epochs_done"] == 2);
+  progress["epochs_done"] = std::numeric_limits<std::int64_t>::max();
+  CHECK(resume_with(gumbel::io::bytes_to_npy("progress", progress.dump()))
+            .find("epochs_done = 9223372036854775807 but the history has 2 epochs") !=
+        std::string::npos);
+  progress["epochs_done"] = 2;
+  gumbel::Matrix<double> step = gumbel::Matrix<double>::Constant(1, 1, 9.2e18);
+  const std::string steps = resume_with(gumbel::io::to_npy("optimizer.step", step));
+  INFO(steps);
+  CHECK(steps.find("checkpoint.npz") != std::string::npos);
+  step(0, 0) = 5;  // two epochs of 40 images in batches of 20 take 4 steps
+  CHECK(resume_with(gumbel::io::to_npy("optimizer.step", step))
+            .find("holds 5 optimizer steps after 2 epochs, but these settings take 2 steps per "
+                  "epoch") != std::string::npos);
+}
+
+TEST_CASE("--eval-samples beyond memory is refused before training; weights precede the bounds") {
+  vae::Options o = fresh_run("eval_samples", 40, 20, 53);
+  o.final_bound = true;
+  o.eval_samples = gumbel::Index(1) << 40;
+  const std::string message = message_of<gumbel::ValueError>([&] { vae::validate(o); });
+  INFO(message);
+  CHECK(message.find("--eval-samples: 1099511627776 codes per image need more than 8 GiB") == 0);
+  CHECK(message_of<gumbel::ValueError>([&] { vae::run(o); }) == message);
+  CHECK_FALSE(fs::exists(fs::path(o.output_dir) / "checkpoint.npz"));  // nothing trained
+}
+
+TEST_CASE("--evaluate: the bounds of a checkpoint or weights file, for any test images and codes") {
+  vae::Options o = fresh_run("evaluate", 40, 30, 54);
+  o.epochs = 2;
+  o.final_bound = true;
+  o.eval_samples = 7;
+  vae::run(o);
+  const fs::path run_dir = o.output_dir;
+  const auto read_json = [](const fs::path& p) {
+    std::ifstream in(p);
+    return nlohmann::json::parse(in);
+  };
+  const nlohmann::json trained = read_json(run_dir / "bounds.json");
+  // The weights and the checkpoint give the bounds of the run, image for image.
+  for (const char* file : {"weights.npz", "checkpoint.npz"}) {
+    CAPTURE(file);
+    vae::Options e = o;
+    e.final_bound = false;
+    e.evaluate = (run_dir / file).string();
+    e.output_dir = scratch_dir(std::string("evaluate_") + file).string();
+    const nlohmann::json report = vae::evaluate_file(e);
+    CHECK(report["nelbo"] == trained["nelbo"]);
+    CHECK(report["iw_nll"] == trained["iw_nll"]);
+    CHECK(report["images"] == 30);
+    CHECK(read_json(fs::path(e.output_dir) / "bounds.json")["model"] == e.evaluate);
+  }
+  // Other test images and codes than the run had, which --resume would refuse.
+  vae::Options e = o;
+  e.evaluate = (run_dir / "checkpoint.npz").string();
+  e.test_limit = 12;
+  e.eval_samples = 3;
+  e.output_dir = scratch_dir("evaluate_other").string();
+  const nlohmann::json report = vae::evaluate_file(e);
+  CHECK(report["images"] == 12);
+  CHECK(report["samples"] == 3);
+  CHECK(report["epochs"] == 2);
+  // A file of another model's shape names the array that differs.
+  e.latents = 5;
+  CHECK(message_of<gumbel::FileError>([&] { vae::evaluate_file(e); }).find("has shape") !=
+        std::string::npos);
+  e.latents = o.latents;
+  e.resume = true;
+  CHECK(message_of<gumbel::ValueError>([&] { vae::validate(e); }).find("--evaluate: reads") == 0);
 }
 
 TEST_CASE("threads share each step's blocks: any thread count gives the same bits, and resumes") {

@@ -1,5 +1,5 @@
 // Checkpoints: the model, Adam's state and the run's progress in one .npz, written atomically by
-// gumbel::io::save_checkpoint. Files of the earlier binary format (versions 1 and 2) still load.
+// gumbel::io::save_checkpoint, the one checkpoint format.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +26,7 @@ struct EpochRecord {
   double temperature = 0;  ///< at the epoch's last step
   double seconds = 0;      ///< training time of the epoch
   double images_per_second = 0;
-  /// Test negative ELBO with discrete (one-hot) codes, one per image; NaN in checkpoints of
-  /// binary version 1, which did not record it.
+  /// Test negative ELBO with discrete (one-hot) codes, one per image.
   double test_nelbo = 0;
 };
 
@@ -49,23 +48,11 @@ struct Checkpoint {
 void save_checkpoint(const std::string& path, const Checkpoint& progress,
                      const gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam);
 
-/// Reads a checkpoint (an .npz, or a file of the binary versions 1 and 2) into `model` and
-/// `adam`. Settings are compared first, then every name and shape: on any CheckpointError,
-/// naming the file and what is wrong, nothing has changed.
+/// Reads a checkpoint (an .npz) into `model` and `adam`. Settings are compared first, then the
+/// progress (epochs_done equals the history's rows, each row its epoch), then every name and
+/// shape: on any CheckpointError, naming the file and what is wrong, nothing has changed.
 Checkpoint load_checkpoint(const std::string& path,
                            const std::map<std::string, std::string>& expected,
                            gumbel::nn::Module<float>& model, gumbel::optim::Adam<float>& adam);
-
-/// The binary format of versions 1 and 2 ------------------------------------------------------
-
-/// The bytes of a binary checkpoint file around a payload: magic, version, payload size, the
-/// payload and its checksum.
-std::string frame_checkpoint(const std::string& payload, std::uint32_t version = 2);
-
-/// A binary checkpoint's bytes, already read (`path` names them in errors), into `adam`'s
-/// parameters and state. Settings that are numbers compare by value.
-Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path,
-                            const std::map<std::string, std::string>& expected,
-                            gumbel::optim::Adam<float>& adam);
 
 }  // namespace vae

@@ -84,7 +84,12 @@ int main(int argc, char** argv) {
   app.add_flag("--final-bound", o.final_bound,
                "After training, estimate the test ELBO and the importance-weighted bound with "
                "--eval-samples discrete codes per image (bounds.json)");
-  app.add_option("--eval-samples", o.eval_samples, "Codes per test image for --final-bound");
+  app.add_option("--eval-samples", o.eval_samples,
+                 "Codes per test image for --final-bound and --evaluate");
+  app.add_option("--evaluate", o.evaluate,
+                 "Train nothing: the test bounds of this checkpoint.npz or weights.npz with "
+                 "--eval-samples codes per image on --test-limit images, to "
+                 "<output-dir>/bounds.json");
   app.add_option("--estimator", o.estimator, "Gradient estimator: soft, st, gumbel-rao");
   app.add_flag("--hard", o.hard,
                "Straight-through: one-hot forward, soft gradient (= --estimator st)");
@@ -127,7 +132,11 @@ int main(int argc, char** argv) {
 #ifdef VAE_MPI
     vae::run(o, vae::distributed_engine(distributed));
 #else
-    vae::run(o);
+    if (o.evaluate.empty()) {
+      vae::run(o);
+    } else {
+      vae::evaluate_file(o);
+    }
 #endif
   } catch (const gumbel::ValueError& e) {
     std::cerr << name << ": invalid setting: " << e.what() << "\n";
@@ -135,7 +144,8 @@ int main(int argc, char** argv) {
   } catch (const std::bad_alloc&) {
     std::cerr << name
               << ": out of memory: the sizes asked for (--batch-size, --latents, "
-                 "--classes, --rao-samples) need more memory than this machine has\n";
+                 "--classes, --rao-samples, --eval-samples) need more memory than this machine "
+                 "has\n";
     return finish(1);
   } catch (const std::exception& e) {
     std::cerr << name << ": " << e.what() << "\n";

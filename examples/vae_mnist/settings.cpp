@@ -114,10 +114,14 @@ void validate(const Options& o) {
                             sizeof(float))) {
     invalid("batch-size", o.batch_size, " is too large for N * K = ", o.latents * o.classes);
   }
-  // After the N * K check above: the product is known to fit here.
-  if (!gumbel::detail::fits(o.eval_samples, std::max<Index>(784, o.latents * o.classes),
-                            sizeof(float))) {
-    invalid("eval-samples", o.eval_samples, " is too large for N * K = ", o.latents * o.classes);
+  // The bounds decode all of an image's codes at once: per code its N*K one-hot values, the
+  // decoder's 256 + 512 hidden units and 784 outputs, and the 784 targets, a few times over.
+  // Refused up front when that exceeds kBoundBytes, not after training (N*K fits, see above).
+  const Index per_code = 4 * (2 * o.latents * o.classes + 256 + 512 + 3 * 784);
+  const Index most = kBoundBytes / Index(sizeof(float)) / per_code;
+  if (o.eval_samples > most) {
+    invalid("eval-samples", o.eval_samples, " codes per image need more than ", kBoundBytes >> 30,
+            " GiB at once for N * K = ", o.latents * o.classes, " (at most ", most, ")");
   }
   if (o.rao_samples < 1) invalid("rao-samples", "must be at least 1, got ", o.rao_samples);
   if (o.blocks < 1 || o.blocks > o.batch_size) {
@@ -128,6 +132,10 @@ void validate(const Options& o) {
   }
   if (o.train_limit < 0) invalid("train-limit", "must not be negative, got ", o.train_limit);
   if (o.test_limit < 0) invalid("test-limit", "must not be negative, got ", o.test_limit);
+  if (!o.evaluate.empty() && (o.resume || o.overwrite)) {
+    invalid("evaluate", "reads ", o.evaluate, " and trains nothing: it cannot be combined with ",
+            o.resume ? "--resume" : "--overwrite");
+  }
   if (o.resume && o.overwrite) {
     invalid("overwrite", "cannot be combined with --resume (one continues the run in ",
             o.output_dir, ", the other replaces it)");

@@ -154,6 +154,39 @@ class LocalEngine : public StepEngine {
   gumbel::parallel::DataParallel<float> data_parallel_;
 };
 
+/// The test bounds with o.eval_samples codes per image, written to bounds.json and printed.
+nlohmann::json final_bounds(CategoricalVae& model, const examples::Dataset& test, const Options& o,
+                            std::int64_t epochs, const fs::path& out_dir) {
+  const auto start = Clock::now();
+  gumbel::Generator gen(o.seed, kFinalBoundStream);
+  const auto bounds = test_bounds(model, test, o.eval_samples, gen, !o.quiet);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const auto [nelbo, nelbo_se] = negated_mean_se(bounds.elbo);
+  const auto [iw, iw_se] = negated_mean_se(bounds.iw);
+  const Estimator estimator = o.hard ? Estimator::straight_through : parse_estimator(o.estimator);
+  nlohmann::json settings;
+  for (const auto& [key, value] : run_settings(o, estimator)) settings[key] = value;
+  nlohmann::json report = {{"samples", o.eval_samples},
+                           {"images", test.bytes.rows()},
+                           {"nelbo", nelbo},
+                           {"nelbo_se", nelbo_se},
+                           {"iw_nll", iw},
+                           {"iw_nll_se", iw_se},
+                           {"kl", bounds.kl.mean()},
+                           {"reconstruction", -bounds.reconstruction.mean()},
+                           {"epochs", epochs},
+                           {"seconds", seconds},
+                           {"settings", settings}};
+  if (!o.evaluate.empty()) report["model"] = o.evaluate;
+  write_file_atomic((out_dir / "bounds.json").string(), report.dump(2) + "\n");
+  std::printf(
+      "test bounds with %lld codes per image: -ELBO %.3f (se %.3f), -log p(x) <= %.3f "
+      "(se %.3f), %.1f s\n",
+      static_cast<long long>(o.eval_samples), nelbo, nelbo_se, iw, iw_se, seconds);
+  std::fflush(stdout);
+  return report;
+}
+
 }  // namespace
 
 std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_engine) {
@@ -171,7 +204,7 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
   // temporary files of an earlier run that was killed while writing.
   examples::require_writable_dir(out_dir.string());
   examples::remove_stale_temporaries(out_dir.string());
-  // checkpoint.bin: the binary format of earlier releases, resumed from when no .npz exists.
+  // checkpoint.bin: the binary format of releases before 1.1, refused by name on --resume.
   const std::string checkpoint_path = (out_dir / "checkpoint.npz").string();
   std::string resume_from = checkpoint_path;
   if (!fs::exists(resume_from) && fs::exists(out_dir / "checkpoint.bin")) {
@@ -249,6 +282,12 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
   Matrix uniforms(dynamic ? o.batch_size : 0, shape.pixels);
   std::vector<Index> order(static_cast<std::size_t>(n_train));
   const Index steps = (n_train + o.batch_size - 1) / o.batch_size;
+  if (o.resume && have_checkpoint && adam.steps() != progress.epochs_done * steps) {
+    throw CheckpointError(resume_from + ": holds " + std::to_string(adam.steps()) +
+                          " optimizer steps after " + std::to_string(progress.epochs_done) +
+                          " epochs, but these settings take " + std::to_string(steps) +
+                          " steps per epoch (corrupt checkpoint)");
+  }
 
   for (std::int64_t epoch = progress.epochs_done + 1; epoch <= o.epochs; ++epoch) {
     gumbel::Generator shuffle(o.seed, kShuffleStream + std::uint64_t(epoch));
@@ -365,37 +404,60 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
     }
   }
 
-  if (o.final_bound && writes) {
-    const auto start = Clock::now();
-    gumbel::Generator gen(o.seed, kFinalBoundStream);
-    const auto bounds = test_bounds(model, test, o.eval_samples, gen, !o.quiet);
-    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const auto [nelbo, nelbo_se] = negated_mean_se(bounds.elbo);
-    const auto [iw, iw_se] = negated_mean_se(bounds.iw);
-    nlohmann::json settings;
-    for (const auto& [key, value] : run_settings(o, estimator)) settings[key] = value;
-    const nlohmann::json report = {{"samples", o.eval_samples},
-                                   {"images", test.bytes.rows()},
-                                   {"nelbo", nelbo},
-                                   {"nelbo_se", nelbo_se},
-                                   {"iw_nll", iw},
-                                   {"iw_nll_se", iw_se},
-                                   {"kl", bounds.kl.mean()},
-                                   {"reconstruction", -bounds.reconstruction.mean()},
-                                   {"epochs", progress.epochs_done},
-                                   {"seconds", seconds},
-                                   {"settings", settings}};
-    write_file_atomic((out_dir / "bounds.json").string(), report.dump(2) + "\n");
-    std::printf(
-        "test bounds with %lld codes per image: -ELBO %.3f (se %.3f), -log p(x) <= %.3f "
-        "(se %.3f), %.1f s\n",
-        static_cast<long long>(o.eval_samples), nelbo, nelbo_se, iw, iw_se, seconds);
-    std::fflush(stdout);
-  }
-
-  // The trained weights by name, for numpy.load or a PyTorch model's load_state_dict.
+  // The trained weights by name, for numpy.load or a PyTorch model's load_state_dict: written
+  // before the bounds, which may take long.
   if (writes) gumbel::io::save(model, (out_dir / "weights.npz").string());
+  if (o.final_bound && writes) final_bounds(model, test, o, progress.epochs_done, out_dir);
   return progress.history;
+}
+
+nlohmann::json evaluate_file(const Options& options) {
+  validate(options);
+  Options o = options;
+  gumbel::set_threads(o.threads);
+  Eigen::setNbThreads(o.threads);
+  const fs::path out_dir(o.output_dir);
+  fs::create_directories(out_dir);
+  examples::require_writable_dir(out_dir.string());
+  examples::Splits splits = examples::load_mnist(o.data_dir, 1, o.test_limit, {false, false});
+  examples::Dataset& test = splits.test;
+  if (o.binarize != "none") {
+    binarize_bytes(test.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTestStream));
+  }
+  ModelShape shape;
+  shape.pixels = test.bytes.cols();
+  shape.latents = o.latents;
+  shape.classes = o.classes;
+  shape.linear_logits = o.encoder == "linear";
+  gumbel::Generator init(o.seed, kInitStream);
+  CategoricalVae model(shape, init);
+  // A checkpoint holds the model under "model." beside the optimizer and the progress; a
+  // weights file holds the model's arrays alone. Every name and shape is checked either way.
+  std::vector<gumbel::io::NpyArray> arrays = gumbel::io::load_npz(o.evaluate);
+  std::int64_t epochs = -1;
+  const bool checkpoint =
+      std::any_of(arrays.begin(), arrays.end(), [](const auto& a) { return a.name == "progress"; });
+  if (checkpoint) {
+    gumbel::optim::Adam<float> adam(model.parameters());
+    std::vector<std::string> extra;
+    for (const auto& a : arrays) {
+      if (a.name.rfind("model.", 0) != 0 && a.name.rfind("optimizer.", 0) != 0) {
+        extra.push_back(a.name);
+      }
+    }
+    const auto kept =
+        gumbel::io::load_checkpoint(o.evaluate, std::move(arrays), model, adam, extra);
+    const auto progress = kept.find("progress");
+    if (progress != kept.end()) {
+      const auto j = nlohmann::json::parse(progress->second.bytes, nullptr, false);
+      if (j.is_object() && j.contains("epochs_done") && j["epochs_done"].is_number_integer()) {
+        epochs = j["epochs_done"].get<std::int64_t>();
+      }
+    }
+  } else {
+    gumbel::io::load(model, o.evaluate);
+  }
+  return final_bounds(model, test, o, epochs, out_dir);
 }
 
 }  // namespace vae

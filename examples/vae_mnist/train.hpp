@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct Options {
   /// Codes per test image for the final bounds (--final-bound).
   Index eval_samples = 1000;
   bool final_bound = false;  ///< estimate the test ELBO and importance-weighted bound at the end
+  /// Evaluate-only: the bounds of this checkpoint or weights file (vae_mnist's checkpoint.npz
+  /// or weights.npz) on the first test_limit test images, written to output_dir/bounds.json.
+  std::string evaluate;
   std::uint64_t seed = 2020;
   /// Threads that share each step's blocks (and evaluation); results do not depend on it.
   /// Default: all the cores OpenMP sees (OMP_NUM_THREADS), 1 without OpenMP.
@@ -62,6 +66,9 @@ std::map<std::string, std::string> run_settings(const Options& options, Estimato
 
 /// The settings a checkpoint records (and a resume must match) for these options, as text.
 std::map<std::string, std::string> checkpoint_settings(const Options& options);
+
+/// The most memory the final bounds may take at once (validate() bounds --eval-samples by it).
+constexpr Index kBoundBytes = Index(8) << 30;
 
 /// Throws gumbel::ValueError naming the first invalid option and why.
 void validate(const Options& options);
@@ -106,5 +113,10 @@ using EngineFactory = std::function<std::unique_ptr<StepEngine>(
 /// Trains (or resumes) and writes the output folder; returns the history of every epoch. Without
 /// an engine, each step runs on this process's threads (gumbel::parallel::DataParallel).
 std::vector<EpochRecord> run(const Options& options, const EngineFactory& engine = {});
+
+/// Evaluate-only (options.evaluate): loads the model from that file (a checkpoint's "model."
+/// arrays or a weights file), estimates the test bounds with options.eval_samples codes per
+/// image and writes bounds.json into options.output_dir. Returns the bounds' report.
+nlohmann::json evaluate_file(const Options& options);
 
 }  // namespace vae
