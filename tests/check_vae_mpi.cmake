@@ -85,6 +85,38 @@ if(few_rc EQUAL 0 OR NOT few_output MATCHES "blocks = 2 is below the number of r
   message(FATAL_ERROR "3 ranks over 2 blocks were not refused (${few_rc}):\n${few_output}")
 endif()
 
+# Ranks started with other settings: one message from rank 0 naming the setting and the ranks,
+# every rank stopped before any work (different batch sizes used to wait for ever).
+foreach(case "--seed;7;8" "--batch-size;30;20" "--blocks;2;3")
+  list(GET case 0 option)
+  list(GET case 1 first)
+  list(GET case 2 second)
+  execute_process(COMMAND ${MPIEXEC} ${MPIEXEC_FLAGS} -np 1 ${VAE_MPI} ${common} --blocks 2
+                          --epochs 1 --data-dir ${WORK}/data --output-dir ${WORK}/mixed
+                          ${option} ${first}
+                          : -np 1 ${VAE_MPI} ${common} --blocks 2 --epochs 1
+                          --data-dir ${WORK}/data --output-dir ${WORK}/mixed ${option} ${second}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE output ERROR_VARIABLE errors TIMEOUT 60)
+  set(expected "${option} differs between the ranks: ${first} on rank 0; ${second} on rank 1")
+  if(second LESS first)
+    set(expected "${option} differs between the ranks: ${second} on rank 1; ${first} on rank 0")
+  endif()
+  string(FIND "${errors}" "${expected}" at)
+  if(rc EQUAL 0 OR at EQUAL -1 OR EXISTS ${WORK}/mixed/checkpoint.npz)
+    message(FATAL_ERROR "ranks with ${option} ${first} and ${second} were not stopped with one "
+                        "message (${rc}):
+${output}
+${errors}")
+  endif()
+  string(REGEX MATCHALL "differs between the ranks" said "${errors}")
+  list(LENGTH said times)
+  if(NOT times EQUAL 1)
+    message(FATAL_ERROR "the disagreement was reported ${times} times:
+${errors}")
+  endif()
+endforeach()
+message(STATUS "ranks started with other --seed, --batch-size or --blocks stop with one message")
+
 # Rank 1 reads a corrupt file while rank 0 reads good data and resumes a finished epoch: the
 # run stops with rank 1's error instead of waiting, the checkpoint of epoch 1 is left as it was,
 # and a resume from it continues exactly.

@@ -16,6 +16,11 @@ struct DistributedSettings {
 /// Throws gumbel::ValueError naming a bad setting.
 void validate(const DistributedSettings& settings);
 
+/// Collective over MPI_COMM_WORLD: "" when every rank has the same settings (all but the thread
+/// count), else the same message on every rank naming the first setting that differs and the
+/// ranks that hold each of its values.
+std::string settings_disagreement(const Options& options, const DistributedSettings& settings);
+
 /// An engine factory for run(): MPI must be initialised, every rank calls run() alike.
 EngineFactory distributed_engine(const DistributedSettings& settings);
 

@@ -86,10 +86,12 @@ int main(int argc, char** argv) {
                "--eval-samples discrete codes per image (bounds.json)");
   app.add_option("--eval-samples", o.eval_samples,
                  "Codes per test image for --final-bound and --evaluate");
+#ifndef VAE_MPI
   app.add_option("--evaluate", o.evaluate,
                  "Train nothing: the test bounds of this checkpoint.npz or weights.npz with "
                  "--eval-samples codes per image on --test-limit images, to "
                  "<output-dir>/bounds.json");
+#endif
   app.add_option("--estimator", o.estimator, "Gradient estimator: soft, st, gumbel-rao");
   app.add_flag("--hard", o.hard,
                "Straight-through: one-hot forward, soft gradient (= --estimator st)");
@@ -130,6 +132,17 @@ int main(int argc, char** argv) {
   try {
     vae::validate(o);
 #ifdef VAE_MPI
+    // Every rank learns whether all were started alike before any reads data or trains: ranks
+    // with other batch sizes or block counts would otherwise wait on each other for ever.
+    vae::validate(distributed);
+    const std::string disagreement = vae::settings_disagreement(o, distributed);
+    if (!disagreement.empty()) {
+      if (gumbel::distributed::rank(MPI_COMM_WORLD) == 0) {
+        std::cerr << kName << ": invalid setting: " << disagreement << "\n";
+      }
+      MPI_Finalize();
+      return 2;
+    }
     vae::run(o, vae::distributed_engine(distributed));
 #else
     if (o.evaluate.empty()) {
