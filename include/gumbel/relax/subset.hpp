@@ -115,8 +115,9 @@ void write_top_k(const T* r, Index k, Index steps, T* out) {
 }  // namespace detail
 
 /// A relaxed k-hot sample per row: y = the sum of k successive softmaxes at temperature tau over
-/// the perturbed logits logits + g (Xie & Ermon 2019), every entry in [0, 1] and every row
-/// summing to k; as tau -> 0, y tends to the k-hot of the Gumbel-top-k sample. With hard = true
+/// the perturbed logits logits + g (Xie & Ermon 2019), every entry in [0, k] (above 1 at high
+/// temperatures, where successive softmaxes pile onto one class) and every row summing to k;
+/// as tau -> 0, y tends to the k-hot of the Gumbel-top-k sample. With hard = true
 /// the value is that exact k-hot (the classes gumbel_top_k draws from the same generator) and
 /// the gradient is the soft sample's (straight-through). A row needs k unmasked classes.
 template <class T>
