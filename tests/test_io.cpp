@@ -13,6 +13,8 @@
 
 using namespace gumbel;
 using test::Md;
+using test::slurp;
+using test::spill;
 namespace fs = std::filesystem;
 
 namespace {
@@ -25,16 +27,6 @@ struct TwoLayers : nn::Module<T> {
     this->register_module("fc2", fc2);
   }
 };
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void spill(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
 
 template <class T>
 bool same_values(TwoLayers<T>& a, TwoLayers<T>& b) {

@@ -21,16 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_bytes(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), std::streamsize(bytes.size()));
-}
-
 std::uint32_t u32_at(const std::string& s, std::size_t at) {
   std::uint32_t v = 0;
   for (int k = 3; k >= 0; --k) v = v << 8 | static_cast<unsigned char>(s[at + std::size_t(k)]);
@@ -68,7 +58,7 @@ TEST_CASE("an .npz whose directory points many entries at one member is refused,
   const fs::path dir = test::scratch_dir("hostile_overlap");
   const fs::path good = dir / "one.npz";
   io::save_npz(good.string(), {io::to_npy("big", Md::Ones(64, 64))});
-  std::string bytes = read_bytes(good);
+  std::string bytes = test::slurp(good);
   const std::size_t eocd = bytes.size() - 22;
   REQUIRE(u32_at(bytes, eocd) == 0x06054b50u);
   const std::size_t directory_at = u32_at(bytes, eocd + 16);
@@ -86,7 +76,7 @@ TEST_CASE("an .npz whose directory points many entries at one member is refused,
   put_u16_at(hostile, new_eocd + 10, 4);
   put_u32_at(hostile, new_eocd + 12, std::uint32_t(directory.size()));
   const fs::path bad = dir / "shared.npz";
-  write_bytes(bad, hostile);
+  test::spill(bad, hostile);
   const std::string message = load_error(bad);
   INFO(message);
   CHECK(message.find("shared.npz") != std::string::npos);
@@ -134,7 +124,7 @@ TEST_CASE(".npy shapes that are no tuple of sizes are refused as NumPy refuses t
 TEST_CASE("saving never writes through a link planted at the temporary or the target") {
   const fs::path dir = test::scratch_dir("hostile_links");
   const fs::path victim = dir / "victim.txt";
-  write_bytes(victim, "precious");
+  test::spill(victim, "precious");
   const fs::path target = dir / "m.npz";
   // Links where a writer might put its temporary file: the old fixed name and the new ones.
   fs::create_symlink(victim, dir / "m.npz.tmp");
@@ -145,7 +135,7 @@ TEST_CASE("saving never writes through a link planted at the temporary or the ta
   Generator gen(2);
   nn::Linear<double> layer(3, 2, gen);
   io::save(layer, target.string());
-  CHECK(read_bytes(victim) == "precious");
+  CHECK(test::slurp(victim) == "precious");
   CHECK(fs::is_regular_file(fs::symlink_status(target)));
   nn::Linear<double> back(3, 2, gen);
   io::load(back, target.string());
@@ -154,7 +144,7 @@ TEST_CASE("saving never writes through a link planted at the temporary or the ta
   const fs::path linked = dir / "linked.npz";
   fs::create_symlink(victim, linked);
   io::save(layer, linked.string());
-  CHECK(read_bytes(victim) == "precious");
+  CHECK(test::slurp(victim) == "precious");
   CHECK(fs::is_regular_file(fs::symlink_status(linked)));
 }
 
@@ -162,7 +152,7 @@ TEST_CASE("a save killed by the file-size limit leaves the old file and no tempo
   const fs::path dir = test::scratch_dir("hostile_xfsz");
   const fs::path target = dir / "m.npz";
   io::save_npz(target.string(), {io::to_npy("old", Md::Ones(2, 2))});
-  const std::string before = read_bytes(target);
+  const std::string before = test::slurp(target);
   const pid_t child = fork();
   if (child == 0) {
     rlimit limit{};
@@ -177,7 +167,7 @@ TEST_CASE("a save killed by the file-size limit leaves the old file and no tempo
   REQUIRE(waitpid(child, &status, 0) == child);
   CHECK(WIFSIGNALED(status));
   CHECK(WTERMSIG(status) == SIGXFSZ);
-  CHECK(read_bytes(target) == before);
+  CHECK(test::slurp(target) == before);
   int files = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
     INFO(entry.path().string());

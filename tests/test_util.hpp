@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -74,6 +76,18 @@ inline bool have_python(const std::string& module) {
 }
 inline bool have_torch() {
   return have_python("torch");
+}
+
+/// A file's bytes (empty when it cannot be read).
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+/// Writes `bytes` as the file `p`, replacing it.
+inline void spill(const std::filesystem::path& p, const std::string& bytes) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), std::streamsize(bytes.size()));
 }
 
 /// The message of the exception thrown by f (empty if none), for checking error texts.

@@ -154,6 +154,16 @@ class LocalEngine : public StepEngine {
   gumbel::parallel::DataParallel<float> data_parallel_;
 };
 
+/// The model's sizes for these options and images of `pixels` pixels.
+ModelShape model_shape(const Options& o, Index pixels) {
+  ModelShape shape;
+  shape.pixels = pixels;
+  shape.latents = o.latents;
+  shape.classes = o.classes;
+  shape.linear_logits = o.encoder == "linear";
+  return shape;
+}
+
 /// The test bounds with o.eval_samples codes per image, written to bounds.json and printed.
 nlohmann::json final_bounds(CategoricalVae& model, const examples::Dataset& test, const Options& o,
                             std::int64_t epochs, const fs::path& out_dir) {
@@ -240,11 +250,7 @@ std::vector<EpochRecord> run(const Options& options, const EngineFactory& make_e
   const bool dynamic = o.binarize == "dynamic";
   const Index n_train = train.bytes.rows();
 
-  ModelShape shape;
-  shape.pixels = train.bytes.cols();
-  shape.latents = o.latents;
-  shape.classes = o.classes;
-  shape.linear_logits = o.encoder == "linear";
+  const ModelShape shape = model_shape(o, train.bytes.cols());
   gumbel::Generator init(o.seed, kInitStream);
   CategoricalVae model(shape, init);
   gumbel::optim::AdamOptions<float> adam_options;
@@ -424,13 +430,8 @@ nlohmann::json evaluate_file(const Options& options) {
   if (o.binarize != "none") {
     binarize_bytes(test.bytes, gumbel::Generator(o.binarize_seed, kBinarizeTestStream));
   }
-  ModelShape shape;
-  shape.pixels = test.bytes.cols();
-  shape.latents = o.latents;
-  shape.classes = o.classes;
-  shape.linear_logits = o.encoder == "linear";
   gumbel::Generator init(o.seed, kInitStream);
-  CategoricalVae model(shape, init);
+  CategoricalVae model(model_shape(o, test.bytes.cols()), init);
   // A checkpoint holds the model under "model." beside the optimizer and the progress; a
   // weights file holds the model's arrays alone. Every name and shape is checked either way.
   std::vector<gumbel::io::NpyArray> arrays = gumbel::io::load_npz(o.evaluate);
