@@ -191,3 +191,25 @@ TEST_CASE_TEMPLATE("arrays with no rows or no columns save and load", T, float, 
   CHECK(cols.rows() == 4);
   CHECK(cols.cols() == 0);
 }
+
+TEST_CASE("write_file_atomic: bytes or a writer; a writer that throws leaves the old file alone") {
+  const fs::path dir = test::scratch_dir("hostile_writer");
+  const std::string path = (dir / "notes.txt").string();
+  io::write_file_atomic(path, std::string("first"));
+  CHECK(test::slurp(path) == "first");
+  CHECK_THROWS_AS(io::write_file_atomic(path,
+                                        [](std::ostream& out) {
+                                          out << std::string(100000, 'x');
+                                          throw std::runtime_error("stopped");
+                                        }),
+                  std::runtime_error);
+  CHECK(test::slurp(path) == "first");
+  io::write_file_atomic(path, [](std::ostream& out) { out << "second"; });
+  CHECK(test::slurp(path) == "second");
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) files += entry.is_regular_file() ? 1 : 0;
+  CHECK(files == 1);
+  CHECK(test::message_of<FileError>([&] {
+          io::write_file_atomic((dir / "no" / "such.txt").string(), std::string("x"));
+        }).find("such.txt: cannot open a new file in") != std::string::npos);
+}

@@ -180,7 +180,8 @@ TEST_CASE("score-function helpers: bad arguments are errors naming the op and th
 TEST_CASE("score-function surrogates refuse an empty batch instead of averaging nothing") {
   Tape<double> tape;
   MovingAverageBaseline baseline(0.9);
-  for (const auto& [rows, cols] : {std::pair<Index, Index>{0, 3}, {4, 0}, {0, 0}}) {
+  for (const std::pair<Index, Index>& shape : {std::pair<Index, Index>{0, 3}, {4, 0}, {0, 0}}) {
+    const Index rows = shape.first, cols = shape.second;  // lambdas capture no bindings in C++17
     const Var<double> lp = tape.constant(Md::Zero(rows, cols));
     const Md f = Md::Zero(rows, cols);
     INFO(rows << "x" << cols);

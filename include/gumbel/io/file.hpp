@@ -26,6 +26,7 @@
 #include <streambuf>
 #include <string>
 #include <system_error>
+#include <type_traits>
 
 namespace gumbel {
 
@@ -186,7 +187,7 @@ namespace io {
 /// killed while writing leaves no temporary file behind on the first route. `path` itself is
 /// replaced by the rename: if it was a link, the link is replaced, not its target.
 /// FileError naming the file when anything fails; the old file is then untouched.
-template <class Write>
+template <class Write, std::enable_if_t<std::is_invocable_v<Write&, std::ostream&>, int> = 0>
 void write_file_atomic(const std::string& path, Write&& write) {
   namespace fs = std::filesystem;
   const fs::path parent = fs::path(path).parent_path();
