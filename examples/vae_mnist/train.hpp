@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "checkpoint.hpp"
+#include "idx.hpp"
 #include "model.hpp"
 
 namespace vae {
@@ -113,6 +115,16 @@ using EngineFactory = std::function<std::unique_ptr<StepEngine>(
 /// Trains (or resumes) and writes the output folder; returns the history of every epoch. Without
 /// an engine, each step runs on this process's threads (gumbel::parallel::DataParallel).
 std::vector<EpochRecord> run(const Options& options, const EngineFactory& engine = {});
+
+/// The model's sizes for these options and images of `pixels` pixels.
+ModelShape model_shape(const Options& options, Index pixels);
+
+/// The test bounds of `model` with options.eval_samples codes per image (stream
+/// kFinalBoundStream of options.seed), written to out_dir/bounds.json and printed; `epochs`
+/// trained (-1 when unknown). Returns the report.
+nlohmann::json final_bounds(CategoricalVae& model, const examples::Dataset& test,
+                            const Options& options, std::int64_t epochs,
+                            const std::filesystem::path& out_dir);
 
 /// Evaluate-only (options.evaluate): loads the model from that file (a checkpoint's "model."
 /// arrays or a weights file), estimates the test bounds with options.eval_samples codes per

@@ -210,9 +210,12 @@ void write_file_atomic(const std::string& path, Write&& write) {
   if (fd < 0) {
     throw FileError(path + ": cannot open a new file in " + folder + ": " + std::strerror(errno));
   }
-  const auto fail = [&](const std::string& what, int code) {
+  const auto discard = [&] {  // the old file stays; the new one goes
     detail::os_close(fd);
     if (!unnamed) std::remove(temporary.c_str());
+  };
+  const auto fail = [&](const std::string& what, int code) {
+    discard();
     throw FileError(path + ": " + what +
                     (code != 0 ? std::string(": ") + std::strerror(code) : ""));
   };
@@ -222,8 +225,7 @@ void write_file_atomic(const std::string& path, Write&& write) {
     try {
       write(out);
     } catch (...) {
-      detail::os_close(fd);
-      if (!unnamed) std::remove(temporary.c_str());
+      discard();
       throw;
     }
     out.flush();
